@@ -1,0 +1,122 @@
+"""Names data: read a word list, build the vocabulary, the context windows and the split."""
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BOUNDARY = "."
+
+
+def default_data_path():
+    """The shipped names.txt: beside the package in a checkout, under share/ when installed."""
+    candidates = [Path(__file__).resolve().parent.parent / "data" / "names.txt",
+                  Path(sys.prefix) / "share" / "numpy-ninja" / "names.txt"]
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+class DataError(ValueError):
+    """A names file that cannot be used; the message names the file (and line)."""
+
+
+def load_words(path):
+    """Words of a UTF-8 file, one per line: whitespace stripped, blank lines skipped, CRLF accepted."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a names file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x})") from None
+    words = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        word = line.strip()
+        if not word:
+            continue
+        if BOUNDARY in word:
+            raise DataError(f"{path}:{lineno}: the word {word!r} contains {BOUNDARY!r}, "
+                            "which is reserved for the start/end of a word")
+        if any(c.isspace() for c in word):
+            raise DataError(f"{path}:{lineno}: {word!r} is more than one word; put one word per line")
+        words.append(word)
+    if not words:
+        raise DataError(f"{path}: no words in the file")
+    return words
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Index 0 is the boundary token '.', then the sorted characters."""
+
+    chars: str  # the characters of indices 1..V-1
+
+    @classmethod
+    def from_words(cls, words):
+        return cls("".join(sorted(set("".join(words)))))
+
+    @property
+    def itos(self):
+        return BOUNDARY + self.chars
+
+    @property
+    def stoi(self):
+        return {c: i for i, c in enumerate(self.itos)}
+
+    def __len__(self):
+        return len(self.chars) + 1
+
+    def encode(self, word):
+        stoi = self.stoi
+        return [stoi[c] for c in word]
+
+    def decode(self, ids):
+        itos = self.itos
+        return "".join(itos[i] for i in ids)
+
+
+def build_dataset(words, vocab, block_size):
+    """Context windows. Returns X int64 (N, block_size) and Y int64 (N,), one row per character
+    and one for the end of each word; contexts start padded with the boundary token."""
+    stoi = vocab.stoi
+    seqs = [[0] * block_size + [stoi[c] for c in w] + [0] for w in words]
+    if not seqs:
+        return np.zeros((0, block_size), np.int64), np.zeros(0, np.int64)
+    windows = np.concatenate([
+        np.lib.stride_tricks.sliding_window_view(np.array(s, np.int64), block_size + 1)
+        for s in seqs])
+    return np.ascontiguousarray(windows[:, :-1]), windows[:, -1].copy()
+
+
+def split_words(words, seed):
+    """The seeded 80/10/10 split of the shuffled words: (train, val, test)."""
+    order = np.random.default_rng(seed).permutation(len(words))
+    shuffled = [words[i] for i in order]
+    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+    return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
+
+
+@dataclass
+class Dataset:
+    """A names file, its vocabulary and the (X, Y) arrays of each split."""
+
+    path: Path
+    words: list
+    vocab: Vocab
+    block_size: int
+    splits: dict  # "train" | "val" | "test" -> (X, Y)
+    split_words: dict  # "train" | "val" | "test" -> list of words
+
+
+def load_dataset(path, block_size, seed):
+    words = load_words(path)
+    vocab = Vocab.from_words(words)
+    parts = dict(zip(("train", "val", "test"), split_words(words, seed)))
+    splits = {k: build_dataset(ws, vocab, block_size) for k, ws in parts.items()}
+    return Dataset(Path(path), words, vocab, block_size, splits, parts)

@@ -1,0 +1,27 @@
+"""Gradients by central finite differences, independent of any autograd."""
+import numpy as np
+
+
+def numerical_grad(f, x, h=1e-6):
+    """d f() / d x by central differences, perturbing x in place (restored afterwards).
+
+    f takes no arguments and returns a scalar that depends on x. Use float64.
+    """
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)  # views into x and grad
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = f()
+        flat[i] = old - h
+        fm = f()
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * h)
+    return grad
+
+
+def rel_error(a, b):
+    """max |a - b| relative to the larger of the two arrays' scales (0 when both are 0)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
+    return 0.0 if scale == 0 else float(np.abs(a - b).max(initial=0.0) / scale)
