@@ -1,7 +1,7 @@
 """The networks of the lectures, built from the layer stack."""
 import numpy as np
 
-from .layers import BatchNorm1d, Embedding, Flatten, Linear, Sequential, Tanh
+from .layers import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Sequential, Tanh
 
 
 def mlp(vocab_size, block_size=3, n_embd=10, n_hidden=200, seed=42, dtype=np.float32):
@@ -34,3 +34,41 @@ def mlp(vocab_size, block_size=3, n_embd=10, n_hidden=200, seed=42, dtype=np.flo
     for name, p in model.named_parameters():
         p.data[...] = init[name]
     return model
+
+
+def wavenet(vocab_size, block_size=8, n_embd=24, n_hidden=128, seed=42, dtype=np.float32):
+    """The hierarchical network of makemore part 5: the context is fused two at a time through
+    FlattenConsecutive(2) -> Linear(no bias) -> BatchNorm1d -> Tanh blocks, then a Linear to
+    the vocabulary whose weight starts scaled by 0.1. block_size must be a power of two."""
+    depth = block_size.bit_length() - 1
+    if block_size < 2 or block_size != 2**depth:
+        raise ValueError(f"wavenet needs a power-of-two context of at least 2, got {block_size}")
+    rng = np.random.default_rng(seed)
+    layers = [Embedding(vocab_size, n_embd, rng=rng, dtype=dtype)]
+    width = n_embd
+    for _ in range(depth):
+        layers += [FlattenConsecutive(2), Linear(2 * width, n_hidden, bias=False, rng=rng, dtype=dtype),
+                   BatchNorm1d(n_hidden, dtype=dtype), Tanh()]
+        width = n_hidden
+    layers.append(Linear(width, vocab_size, rng=rng, dtype=dtype))
+    layers[-1].weight.data *= 0.1  # a less confident output layer at initialisation
+    return Sequential(layers)
+
+
+MODELS = {"mlp": mlp, "wavenet": wavenet}
+# per-model defaults: architecture, and the fraction of the steps after which lr drops
+DEFAULTS = {
+    "mlp": dict(block_size=3, n_embd=10, n_hidden=200, lr_decay_frac=0.5),
+    "wavenet": dict(block_size=8, n_embd=24, n_hidden=128, lr_decay_frac=0.75),
+}
+
+
+def build_model(config, vocab_size):
+    """The model a run configuration describes (keys: model, block_size, n_embd, n_hidden, seed, dtype)."""
+    if config["model"] not in MODELS:
+        raise ValueError(f"unknown model {config['model']!r}; choose from {', '.join(MODELS)}")
+    if config["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {config['dtype']!r}")
+    return MODELS[config["model"]](
+        vocab_size, block_size=int(config["block_size"]), n_embd=int(config["n_embd"]),
+        n_hidden=int(config["n_hidden"]), seed=int(config["seed"]), dtype=np.dtype(config["dtype"]))

@@ -1,0 +1,365 @@
+"""The numpy-ninja command: train, eval and sample with NumPy alone."""
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DataError, build_dataset, default_data_path, load_dataset, load_words, split_words
+from .models import DEFAULTS, MODELS, build_model
+from .sample import sample_names
+from .train import NonFiniteLoss, calibrate_batchnorm, split_loss, train_steps
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+SPLITS = ("train", "val", "test")
+
+
+class CLIError(Exception):
+    """One line for the user; exit status 1."""
+
+
+# ---------------------------------------------------------------- train
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def learning_rate_arg(text):
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def config_from_args(args):
+    """The run configuration: the model's defaults, overridden by what the user gave."""
+    d = DEFAULTS[args.model]
+    steps = args.steps
+    cfg = dict(
+        model=args.model, data=str(Path(args.data).resolve()), seed=args.seed, dtype=args.dtype,
+        block_size=args.block_size or d["block_size"], n_embd=args.n_embd or d["n_embd"],
+        n_hidden=args.n_hidden or d["n_hidden"], batch_size=args.batch_size, steps=steps,
+        lr=args.lr, lr_final=args.lr_final,
+        lr_decay_step=args.lr_decay_step if args.lr_decay_step is not None
+        else int(steps * d["lr_decay_frac"]))
+    if cfg["batch_size"] < 2:
+        raise CLIError(f"--batch-size {cfg['batch_size']} is too small: BatchNorm needs at least "
+                       "2 rows to estimate a variance")
+    return cfg
+
+
+def new_run_dir(out):
+    """The run directory: --out, or a new timestamped folder under runs/. Never an existing run."""
+    path = Path(out) if out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    if (path / "checkpoint.npz").exists() or (path / "metrics.json").exists():
+        raise CLIError(f"{path} already holds a run; continue it with --resume {path} "
+                       "or choose another --out")
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"{path} exists and is not a directory")
+    return path
+
+
+class Progress:
+    """A tqdm bar on a terminal; a plain line every `every` steps otherwise; nothing when quiet."""
+
+    def __init__(self, start, total, quiet):
+        self.quiet, self.tty, self.total = quiet, sys.stderr.isatty(), total
+        self.t0, self.s0 = time.perf_counter(), start
+        self.every = max(1000, total // 20)  # plain lines: about twenty per run
+        self.next = start + self.every
+        self.bar = None
+        if not quiet and self.tty:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def update(self, step, loss):
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        elif not self.quiet and (step >= self.next or step == self.total):
+            self.next = step + self.every
+            rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
+            left = (self.total - step) / rate if rate else float("inf")
+            print(f"step {step:>7}/{self.total}  loss {loss:.4f}  {rate:,.0f} steps/s  "
+                  f"{left:,.0f} s left", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class StopOnSigint:
+    """The first Ctrl-C asks training to stop at the next step boundary; a second one aborts."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def write_loss_plot(path, lossi):
+    """loss.png: the loss averaged per 1,000 steps on a log scale. False if matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    k = 1000 if len(lossi) >= 1000 else 1
+    avg = np.asarray(lossi[:len(lossi) // k * k], np.float64).reshape(-1, k).mean(1)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(np.arange(len(avg)) * k + k, avg)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss (mean of {k} steps)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def cmd_train(args):
+    resumed = args.resume is not None
+    if resumed:
+        given = [f"--{k.replace('_', '-')}" for k in TRAIN_CONFIG_OPTIONS if getattr(args, k) is not None]
+        if given:
+            raise CLIError(f"--resume continues with the run's own configuration; drop {' '.join(given)}")
+        run_dir = Path(args.resume)
+        model, vocab, config, start, done = load_checkpoint(run_dir / "checkpoint.npz")
+        if (run_dir / "metrics.json").exists():
+            raise CLIError(f"{run_dir} has already finished ({config['steps']} steps)")
+        data = load_dataset(config["data"], config["block_size"], config["seed"])
+        if data.vocab != vocab:
+            raise CLIError(f"{config['data']}: its vocabulary no longer matches the checkpoint's")
+    else:
+        for k, v in TRAIN_DEFAULTS.items():
+            if getattr(args, k) is None:
+                setattr(args, k, v)
+        config = config_from_args(args)
+        data = load_dataset(config["data"], config["block_size"], config["seed"])
+        vocab = data.vocab
+        try:
+            model = build_model(config, len(vocab))
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        run_dir, start, done = new_run_dir(args.out), 0, np.zeros(0, np.float32)
+    Xtr, Ytr = data.splits["train"]
+    if len(Ytr) < config["batch_size"]:
+        raise CLIError(f"{config['data']}: the training split has {len(Ytr)} examples, fewer than "
+                       f"one batch of {config['batch_size']}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / "checkpoint.npz"
+    steps = config["steps"]
+    lossi = np.zeros(steps, np.float32)
+    lossi[:start] = done
+    n_params = sum(p.data.size for p in model.parameters())
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    say(f"{'resuming' if resumed else 'training'} {config['model']} ({n_params:,} parameters, "
+        f"{config['dtype']}) on {len(Ytr):,} examples from {config['data']}; run directory {run_dir}")
+
+    t0 = time.perf_counter()
+    every = args.checkpoint_every
+    progress = Progress(start, steps, args.quiet)
+    step = start
+    try:
+        with StopOnSigint() as sigint:
+            while step < steps:
+                stop = min(steps, (step // every + 1) * every, (step // 1000 + 1) * 1000)
+                step = train_steps(model, Xtr, Ytr, config, step, stop, lossi,
+                                   should_stop=lambda: sigint.requested)
+                if sigint.requested:
+                    break
+                progress.update(step, float(lossi[step - 1]))
+                if step % every == 0 or step == steps:
+                    save_checkpoint(ckpt, model, vocab, config, step, lossi)
+    except NonFiniteLoss as e:
+        progress.close()
+        last = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written"
+        raise CLIError(f"{e}; training stopped ({last}). Try a smaller --lr.") from None
+    progress.close()
+    if step < steps:
+        save_checkpoint(ckpt, model, vocab, config, step, lossi)
+        print(f"interrupted at step {step}/{steps}; saved {ckpt}\n"
+              f"resume with: numpy-ninja train --resume {run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    seconds = time.perf_counter() - t0
+
+    calibrate_batchnorm(model, Xtr)
+    save_checkpoint(ckpt, model, vocab, config, step, lossi)
+    losses = {k: split_loss(model, *data.splits[k]) for k in SPLITS}
+    metrics = dict(losses, steps=steps, parameters=n_params, seconds=round(seconds, 3), config=config)
+    plotted = write_loss_plot(run_dir / "loss.png", lossi)
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    print(loss_table(losses))
+    print(f"\ntrained {steps:,} steps in {seconds:.1f} s")
+    print(f"checkpoint  {ckpt}\nmetrics     {run_dir / 'metrics.json'}")
+    if plotted:
+        print(f"loss plot   {run_dir / 'loss.png'}")
+    else:
+        print("loss plot   skipped: matplotlib is not installed (pip install 'numpy-ninja[plot]')")
+    return 0
+
+
+def write_json_atomic(path, obj):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def loss_table(losses):
+    rows = [f"{'split':<6} {'loss':>8}"] + [f"{k:<6} {v:>8.4f}" for k, v in losses.items()]
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------- eval, sample
+
+def check_vocab(words, vocab, path):
+    unknown = sorted(set("".join(words)) - set(vocab.chars))
+    if unknown:
+        raise CLIError(f"{path}: characters the model has never seen: {''.join(unknown)!r}")
+
+
+def cmd_eval(args):
+    model, vocab, config, _, _ = load_checkpoint(args.checkpoint)
+    path = args.data or config["data"]
+    words = load_words(path)
+    check_vocab(words, vocab, path)
+    parts = dict(zip(SPLITS, split_words(words, config["seed"])))
+    losses = {k: split_loss(model, *build_dataset(ws, vocab, config["block_size"]))
+              for k, ws in parts.items()}
+    print(loss_table(losses))
+    return 0
+
+
+def cmd_sample(args):
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise CLIError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    model, vocab, config, _, _ = load_checkpoint(args.checkpoint)
+    unknown = sorted(set(args.prefix) - set(vocab.chars))
+    if unknown:
+        raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
+    names = sample_names(model, vocab, config["block_size"], args.n, args.seed,
+                         prefix=args.prefix, temperature=args.temperature)
+    try:
+        train_words = set(split_words(load_words(config["data"]), config["seed"])[0])
+    except DataError:
+        train_words = None
+    for name in names:
+        print(f"{name} *" if train_words is not None and name in train_words else name)
+    if train_words is None:
+        print(f"(training data {config['data']} not found: new names are not marked)", file=sys.stderr)
+    else:
+        seen = sum(name in train_words for name in names)
+        print(f"* in the training data ({seen} of {len(names)})", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+TRAIN_DEFAULTS = dict(model="mlp", steps=200_000, batch_size=32, seed=42,
+                      dtype="float32", lr=0.1, lr_final=0.01)
+TRAIN_CONFIG_OPTIONS = ("data", "model", "steps", "batch_size", "seed", "dtype", "lr", "lr_final",
+                        "lr_decay_step", "block_size", "n_embd", "n_hidden", "out")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors in one line (and exit status 2), pointing at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser():
+    parser = ArgumentParser(
+        prog="numpy-ninja",
+        description="Train, evaluate and sample the makemore character-level models with "
+                    "NumPy and hand-written backpropagation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=ArgumentParser)
+
+    t = sub.add_parser("train", help="train a model (defaults: the lecture's exercise 4)",
+                       description="Train with SGD on our own gradients. Defaults reproduce the "
+                       "lecture's exercise 4: context 3, embedding 10, hidden 200, batch 32, "
+                       "200,000 steps, lr 0.1 then 0.01 after half the steps.")
+    t.add_argument("--data", help=f"names file, one word per line (default: {default_data_path()})")
+    t.add_argument("--model", choices=sorted(MODELS), help="network (default: mlp)")
+    t.add_argument("--out", help="run directory (default: a new folder runs/YYYYmmdd-HHMMSS)")
+    t.add_argument("--steps", type=positive_int, help="SGD steps (default: 200000)")
+    t.add_argument("--batch-size", type=positive_int, help="examples per step, at least 2 (default: 32)")
+    t.add_argument("--seed", type=int, help="seed of the split, the initialisation and the batches (default: 42)")
+    t.add_argument("--dtype", choices=("float32", "float64"), help="floating-point type (default: float32)")
+    t.add_argument("--lr", type=learning_rate_arg, help="learning rate (default: 0.1)")
+    t.add_argument("--lr-final", type=learning_rate_arg, help="learning rate after the decay step (default: 0.01)")
+    t.add_argument("--lr-decay-step", type=non_negative_int,
+                   help="step at which the learning rate drops (default: half the steps; 75%% for wavenet)")
+    t.add_argument("--block-size", type=positive_int, help="context length (default: 3; 8 for wavenet)")
+    t.add_argument("--n-embd", type=positive_int, help="embedding size (default: 10; 24 for wavenet)")
+    t.add_argument("--n-hidden", type=positive_int, help="hidden units (default: 200; 128 for wavenet)")
+    t.add_argument("--checkpoint-every", type=positive_int, default=10_000,
+                   help="write checkpoint.npz every N steps (default: 10000)")
+    t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own configuration")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="split losses of a saved model",
+                       description="Print the train/val/test cross-entropy (nats) of a checkpoint. "
+                       "The split is rebuilt with the checkpoint's seed.")
+    e.add_argument("--checkpoint", required=True, help="checkpoint.npz, or a run directory")
+    e.add_argument("--data", help="names file (default: the one the model was trained on)")
+    e.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("sample", help="sample names from a saved model",
+                       description="Print names one per line; names found in the training split "
+                       "are marked with ' *'.")
+    s.add_argument("--checkpoint", required=True, help="checkpoint.npz, or a run directory")
+    s.add_argument("-n", type=positive_int, default=20, help="how many names (default: 20)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    s.add_argument("--prefix", default="", help="every name starts with these letters")
+    s.add_argument("--temperature", type=float, default=1.0,
+                   help="divide the logits by T: below 1 is safer, above 1 more adventurous (default: 1)")
+    s.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "train" and args.data is None and args.resume is None:
+        args.data = str(default_data_path())
+    try:
+        return args.func(args)
+    except (CLIError, DataError, CheckpointError) as e:
+        print(f"numpy-ninja: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("numpy-ninja: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

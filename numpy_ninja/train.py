@@ -1,0 +1,84 @@
+"""Training with our own gradients: SGD steps, BatchNorm calibration, split losses."""
+import math
+
+import numpy as np
+
+from .layers import BatchNorm1d, CrossEntropyLoss
+
+BLOCK = 1000  # batch indices are drawn this many steps at a time
+
+
+def batch_indices(seed, n_train, batch_size, step):
+    """Row indices of the batches of steps [step - step % BLOCK, + BLOCK), shape (BLOCK, batch).
+
+    The stream is a pure function of (seed, block number), so a resumed run draws exactly the
+    batches an uninterrupted one would: no generator state needs saving.
+    """
+    rng = np.random.default_rng([seed, step // BLOCK])
+    return rng.integers(0, n_train, size=(BLOCK, batch_size))
+
+
+def learning_rate(config, step):
+    """config['lr'] until config['lr_decay_step'], then config['lr_final']."""
+    return config["lr"] if step < config["lr_decay_step"] else config["lr_final"]
+
+
+class NonFiniteLoss(ArithmeticError):
+    def __init__(self, step, loss):
+        super().__init__(f"the loss became {loss} at step {step}")
+        self.step = step
+
+
+def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda: False):
+    """Run SGD steps start..stop-1 in place; lossi[step] receives each batch loss.
+
+    Returns the step reached (stop, or earlier when should_stop() turns true between steps).
+    Raises NonFiniteLoss, leaving the parameters as they were before the failing step.
+    """
+    model.train()
+    criterion = CrossEntropyLoss()
+    params = model.parameters()
+    ix = None
+    for step in range(start, stop):
+        if should_stop():
+            return step
+        if ix is None or step % BLOCK == 0:
+            ix = batch_indices(config["seed"], len(Ytr), config["batch_size"], step)
+        rows = ix[step % BLOCK]
+        loss = criterion(model(Xtr[rows]), Ytr[rows])
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(step, loss)
+        model.backward(criterion.backward())
+        lr = learning_rate(config, step)
+        for p in params:
+            p.data -= lr * p.grad
+        lossi[step] = loss
+    return stop
+
+
+def calibrate_batchnorm(model, X):
+    """Set every BatchNorm's running mean and variance to the statistics of the whole of X
+    (the lecture's calibration after training), one forward in training mode with momentum 1."""
+    bns = [m for m in model.layers if isinstance(m, BatchNorm1d)]
+    saved = [bn.momentum for bn in bns]
+    try:
+        for bn in bns:
+            bn.momentum = 1.0
+        model.train()
+        model(X)
+    finally:
+        for bn, m in zip(bns, saved):
+            bn.momentum = m
+        model.eval()
+
+
+def split_loss(model, X, Y, chunk=65536):
+    """Mean cross-entropy (nats) of the model in eval mode over all of (X, Y)."""
+    if len(Y) == 0:
+        return float("nan")
+    model.eval()
+    criterion = CrossEntropyLoss()
+    total = 0.0
+    for i in range(0, len(Y), chunk):
+        total += criterion(model(X[i:i + chunk]), Y[i:i + chunk]) * len(Y[i:i + chunk])
+    return total / len(Y)
