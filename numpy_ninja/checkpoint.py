@@ -27,11 +27,14 @@ def save_checkpoint(path, model, vocab, config, step, lossi):
         vocab=np.array(vocab.chars), step=np.array(step, np.int64),
         lossi=np.asarray(lossi[:step], np.float32))
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path):

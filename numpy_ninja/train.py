@@ -29,6 +29,7 @@ class NonFiniteLoss(ArithmeticError):
         self.step = step
 
 
+@np.errstate(all="ignore")  # overflow shows up as a non-finite loss, reported below
 def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda: False):
     """Run SGD steps start..stop-1 in place; lossi[step] receives each batch loss.
 

@@ -1,0 +1,202 @@
+"""The numpy-ninja command: training without torch, bad input, interrupt and resume, checkpoints,
+sampling and evaluation. Commands run in subprocesses, as a user runs them."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numpy_ninja import models
+from numpy_ninja.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numpy_ninja.data import Vocab
+
+from torchfree import BLOCK_TORCH
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--n-embd", "4", "--n-hidden", "16", "--batch-size", "8", "--quiet"]
+
+
+def run(*args, timeout=120):
+    """`numpy-ninja ARGS` with torch made unimportable; asserts torch was not imported."""
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        from numpy_ninja.cli import main
+        rc = main({[str(a) for a in args]!r})
+        assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "oracle")]
+        sys.exit(rc)
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def names(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    syllables = ["ma", "ri", "an", "na", "el", "la", "jo", "se", "ka", "ty", "ol", "em", "ro"]
+    words = sorted({"".join(rng.choice(syllables, rng.integers(1, 4))) for _ in range(800)})
+    path = tmp_path_factory.mktemp("data") / "names.txt"
+    path.write_text("\n".join(words) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(names, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    r = run("train", "--data", names, "--out", out, "--steps", "600", *SMALL)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_train_writes_run_directory_without_torch(trained):
+    out, r = trained
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 600 and metrics["config"]["n_hidden"] == 16
+    assert {"train", "val", "test", "parameters", "seconds"} <= set(metrics)
+    assert all(0 < metrics[k] < np.log(14) for k in ("train", "val", "test"))  # better than uniform
+    assert (out / "loss.png").stat().st_size > 0
+    assert "checkpoint.npz" in r.stdout and "val" in r.stdout
+
+
+def test_eval_reproduces_metrics(trained):
+    out, _ = trained
+    r = run("eval", "--checkpoint", out / "checkpoint.npz")
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for line in r.stdout.splitlines()[1:]:
+        split, loss = line.split()
+        assert float(loss) == pytest.approx(metrics[split], abs=5e-5)
+
+
+def test_sample_with_prefix_marks_training_names(trained):
+    out, _ = trained
+    r = run("sample", "--checkpoint", out, "-n", "30", "--seed", "3", "--prefix", "ka")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 30 and all(line.startswith("ka") for line in lines)
+    words = set(Path(json.loads((out / "metrics.json").read_text())["config"]["data"]).read_text().split())
+    for line in lines:  # marked exactly when the name is a word of the data (train split)
+        if line.endswith(" *"):
+            assert line[:-2] in words
+    assert run("sample", "--checkpoint", out, "-n", "30", "--seed", "3", "--prefix", "ka").stdout == r.stdout
+
+
+def test_interrupt_and_resume_is_bitwise_identical(names, tmp_path):
+    args = ["--data", names, "--steps", "20000", "--checkpoint-every", "3000",
+            "--n-embd", "4", "--n-hidden", "16", "--batch-size", "8"]
+    code = BLOCK_TORCH + "from numpy_ninja.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "train", "--out", str(tmp_path / "a"),
+                             *map(str, args)], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    while not proc.stderr.readline().startswith("step"):  # training has begun
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume with: numpy-ninja train --resume" in err
+    _, _, _, step, _ = load_checkpoint(tmp_path / "a" / "checkpoint.npz")
+    assert 0 < step < 20000
+    assert not (tmp_path / "a" / "metrics.json").exists()
+    r = run("train", "--resume", tmp_path / "a", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run("train", "--out", tmp_path / "b", "--quiet", *args)
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "a" / "checkpoint.npz") as a, np.load(tmp_path / "b" / "checkpoint.npz") as b:
+        assert a.files == b.files
+        for k in a.files:
+            assert np.array_equal(a[k], b[k]), k
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.npz"
+    config = dict(model="mlp", block_size=3, n_embd=2, n_hidden=4, seed=1, dtype="float32", steps=5)
+    vocab = Vocab("abc")
+    model = models.build_model(config, len(vocab))
+    save_checkpoint(path, model, vocab, config, 2, np.ones(5))
+    before = path.read_bytes()
+
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    model.parameters()[0].data += 1
+    with pytest.raises(OSError):
+        save_checkpoint(path, model, vocab, config, 3, np.ones(5))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
+
+
+def test_corrupt_and_mismatched_checkpoints_are_rejected(trained, tmp_path):
+    good = trained[0] / "checkpoint.npz"
+    data = good.read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.npz").write_text("not a checkpoint")
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(tmp_path / "shape.npz", **dict(arrays, **{"state/2.weight": np.zeros((3, 3), np.float32)}))
+    np.savez(tmp_path / "pickled.npz", **dict(arrays, config=np.array([{"model": "mlp"}], dtype=object)))
+    np.savez(tmp_path / "vocab.npz", **dict(arrays, vocab=np.array("ab")))
+    for name in ("truncated", "text", "shape", "pickled", "vocab", "absent"):
+        with pytest.raises(CheckpointError):
+            load_checkpoint(tmp_path / f"{name}.npz")
+        r = run("sample", "--checkpoint", tmp_path / f"{name}.npz")
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("numpy-ninja: error:") and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("content, args, message", [
+    (None, [], "no such file"),
+    (b"", [], "no words"),
+    (b"anna\n\xc3\x28bad\n", [], "names.txt:2: not valid UTF-8"),
+    (b"anna\nbo.b\n", [], "names.txt:2: the word 'bo.b' contains '.'"),
+    (b"anna\nbob\n", ["--batch-size", "1"], "BatchNorm needs at least 2 rows"),
+    (b"anna\nbob\n", ["--steps", "0"], "--steps: must be a positive integer"),
+    (b"anna\nbob\n", ["--lr", "nan"], "--lr: must be a finite number"),
+    (b"anna\nbob\n", ["--lr", "-0.1"], "--lr: must be a finite number"),
+    (b"anna\nbob\n", ["--lr", "inf"], "--lr: must be a finite number"),
+    (b"anna\nbob\n", ["--model", "wavenet", "--block-size", "6"], "power-of-two"),
+])
+def test_train_bad_input_is_one_line_and_writes_nothing(tmp_path, content, args, message):
+    data = tmp_path / "names.txt"
+    if content is not None:
+        data.write_bytes(content)
+    r = run("train", "--data", data, "--out", tmp_path / "run", *args)
+    assert r.returncode != 0
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_failed_train_never_overwrites_an_existing_run(trained):
+    out, _ = trained
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = run("train", "--data", trained[0].parent / "missing.txt", "--out", out)
+    assert r.returncode == 1
+    r = run("train", "--data", json.loads((out / "metrics.json").read_text())["config"]["data"],
+            "--out", out, "--steps", "10", *SMALL)
+    assert r.returncode == 1 and "already holds a run" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_last_checkpoint(names, tmp_path):
+    out = tmp_path / "run"
+    r = run("train", "--data", names, "--out", out, "--steps", "2000", "--checkpoint-every", "100",
+            "--dtype", "float64", "--lr-final", "1e300", "--lr-decay-step", "300", *SMALL)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "the loss became" in r.stderr and "last good checkpoint" in r.stderr
+    step = int(r.stderr.split("at step ")[1].split(";")[0])
+    assert step > 300
+    _, _, _, saved, lossi = load_checkpoint(out / "checkpoint.npz")
+    assert saved == step // 100 * 100 and np.isfinite(lossi).all()
+    assert not (out / "metrics.json").exists()
+
+
+def test_help_explains_every_option():
+    r = subprocess.run([sys.executable, "-m", "numpy_ninja", "train", "--help"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0
+    for option in ("--data", "--out", "--steps", "--batch-size", "--seed", "--dtype", "--model",
+                   "--resume", "--checkpoint-every", "--quiet", "--lr"):
+        assert option in r.stdout
