@@ -2,8 +2,8 @@
 
 Conventions (PyTorch-like):
 - ``layer(x)`` runs ``forward`` and keeps what ``backward`` needs;
-  ``layer.backward(dout)`` returns dL/dx and sets ``.grad`` of the layer's own parameters
-  (overwriting, not accumulating: one backward per forward).
+  ``layer.backward(dout)`` returns dL/dx and writes the gradients of the layer's own parameters
+  into their ``.grad`` arrays, in place (overwriting, not accumulating: one backward per forward).
 - Parameters are ``Parameter`` objects with ``.data`` and ``.grad`` of the same shape.
 - Linear stores its weight as ``(fan_in, fan_out)``, the lecture's layout (``x @ W``);
   torch stores the transpose.
@@ -99,11 +99,13 @@ class Embedding(Module):
         return self.weight.data[x]
 
     def backward(self, dout):
-        x = self._saved()
-        # dC[i] = sum of dout over every position that looked up row i
+        x = self._saved().reshape(-1)
         V, E = self.weight.data.shape
-        self.weight.grad = np.zeros((V, E), dtype=dout.dtype)
-        np.add.at(self.weight.grad, x.ravel(), dout.reshape(-1, E))
+        # dC[v] = sum of dout over every position that looked up row v: onehot(x)^T @ dout,
+        # one matmul instead of a scatter-add (np.add.at) over the batch
+        onehot = np.zeros((V, x.size), dtype=dout.dtype)
+        onehot[x, np.arange(x.size)] = 1
+        np.matmul(onehot, dout.reshape(-1, E), out=self.weight.grad)
         return None  # the input is integer indices: no gradient
 
 
@@ -161,9 +163,9 @@ class Linear(Module):
         fan_in, fan_out = self.weight.data.shape
         d2 = dout.reshape(-1, fan_out)
         # dW = x^T dout, db = sum of dout over rows, dx = dout W^T
-        self.weight.grad = x.reshape(-1, fan_in).T @ d2
+        np.matmul(x.reshape(-1, fan_in).T, d2, out=self.weight.grad)
         if self.bias is not None:
-            self.bias.grad = d2.sum(0)
+            np.sum(d2, axis=0, out=self.bias.grad)
         return dout @ self.weight.data.T
 
 
@@ -189,40 +191,42 @@ class BatchNorm1d(Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])  # (n, C): statistics over every row
         if not self.training:
-            istd = (self.running_var + self.eps) ** -0.5
-            xhat = (x - self.running_mean) * istd
-            self.cache = (xhat, istd, None)
-            return (self.weight.data * xhat + self.bias.data).reshape(shape)
+            xc, istd = x - self.running_mean, (self.running_var + self.eps) ** -0.5
+            self.cache = (xc, istd, None)
+            return (xc * (self.weight.data * istd) + self.bias.data).reshape(shape)
         n = x.shape[0]
         if n < 2:
             raise ValueError(
                 f"BatchNorm1d in training needs at least 2 values per channel to estimate a "
                 f"variance; input of shape {shape} has {n}")
-        mean = x.mean(0)
+        mean = x.sum(0) * (1 / n)
         xc = x - mean
         ss = np.einsum("nc,nc->c", xc, xc)  # sum of squared deviations per channel
-        var = ss / (n - 1) if self.unbiased else ss / n
+        var = ss * (1 / (n - 1) if self.unbiased else 1 / n)
         istd = (var + self.eps) ** -0.5
-        xhat = xc * istd
         m = self.momentum
-        self.running_mean = (1 - m) * self.running_mean + m * mean
-        self.running_var = (1 - m) * self.running_var + m * (ss / (n - 1))
-        self.cache = (xhat, istd, n)
-        return (self.weight.data * xhat + self.bias.data).reshape(shape)
+        self.running_mean *= 1 - m
+        self.running_mean += m * mean
+        self.running_var *= 1 - m
+        self.running_var += (m / (n - 1)) * ss  # the running variance is always unbiased
+        self.cache = (xc, istd, n)
+        # out = g * xhat + b with xhat = xc * istd (xhat itself is never needed)
+        return (xc * (self.weight.data * istd) + self.bias.data).reshape(shape)
 
     def backward(self, dout):
-        xhat, istd, n = self._saved()
+        xc, istd, n = self._saved()
         shape = dout.shape
-        dout = dout.reshape(xhat.shape)
-        g = self.weight.data
-        self.bias.grad = dout.sum(0)
-        self.weight.grad = np.einsum("nc,nc->c", dout, xhat)
+        dout = dout.reshape(xc.shape)
+        k = self.weight.data * istd
+        np.sum(dout, axis=0, out=self.bias.grad)
+        sxc = np.einsum("nc,nc->c", dout, xc)  # sum(dout * xc)
+        np.multiply(sxc, istd, out=self.weight.grad)  # sum(dout * xhat)
         if n is None:  # eval: running statistics are constants
-            return (dout * (g * istd)).reshape(shape)
-        # exercise 3, for divisor n-d (d = 1 unbiased, 0 biased):
+            return (dout * k).reshape(shape)
+        # exercise 3, for divisor n-d (d = 1 unbiased, 0 biased), xhat = xc*istd:
         # dx = g*istd/n * (n*dout - sum(dout) - n/(n-d) * xhat * sum(dout*xhat))
         d = 1 if self.unbiased else 0
-        dx = (g * istd / n) * (n * dout - self.bias.grad - (n / (n - d)) * xhat * self.weight.grad)
+        dx = k * dout - (k / n) * self.bias.grad - xc * ((k * istd / (n - d)) * sxc)
         return dx.reshape(shape)
 
 
@@ -287,10 +291,12 @@ class CrossEntropyLoss:
     def forward(self, logits, targets):
         n = logits.shape[0]
         rows = np.arange(n)
-        shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow for large logits
-        counts = np.exp(shifted)
+        z = logits - logits.max(axis=1, keepdims=True)  # max-subtracted: no overflow
+        picked = z[rows, targets]
+        counts = np.exp(z, out=z)
         sums = counts.sum(axis=1, keepdims=True)
-        loss = np.log(sums[:, 0]).mean() - shifted[rows, targets].mean()
+        # loss = mean(log(sum(exp z)) - z[target])
+        loss = (np.log(sums).sum() - picked.sum()) / n
         self.cache = (counts, sums, rows, targets)
         return float(loss)
 
@@ -301,5 +307,5 @@ class CrossEntropyLoss:
         counts, sums, rows, targets = self.cache
         dlogits = counts / sums
         dlogits[rows, targets] -= 1
-        dlogits /= len(rows)
+        dlogits *= 1 / len(rows)
         return dlogits

@@ -29,6 +29,20 @@ class NonFiniteLoss(ArithmeticError):
         self.step = step
 
 
+def flatten_parameters(params):
+    """Make every parameter's .data and .grad views into two flat arrays, so that an SGD step is
+    one fused update. Returns (data, grad); values are kept."""
+    data = np.concatenate([p.data.ravel() for p in params])
+    grad = np.zeros_like(data)
+    offset = 0
+    for p in params:
+        size, shape = p.data.size, p.data.shape
+        p.data = data[offset:offset + size].reshape(shape)
+        p.grad = grad[offset:offset + size].reshape(shape)
+        offset += size
+    return data, grad
+
+
 @np.errstate(all="ignore")  # overflow shows up as a non-finite loss, reported below
 def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda: False):
     """Run SGD steps start..stop-1 in place; lossi[step] receives each batch loss.
@@ -38,7 +52,7 @@ def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda:
     """
     model.train()
     criterion = CrossEntropyLoss()
-    params = model.parameters()
+    data, grad = flatten_parameters(model.parameters())
     ix = None
     for step in range(start, stop):
         if should_stop():
@@ -50,9 +64,7 @@ def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda:
         if not math.isfinite(loss):
             raise NonFiniteLoss(step, loss)
         model.backward(criterion.backward())
-        lr = learning_rate(config, step)
-        for p in params:
-            p.data -= lr * p.grad
+        data -= learning_rate(config, step) * grad
         lossi[step] = loss
     return stop
 
