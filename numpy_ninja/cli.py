@@ -129,6 +129,7 @@ def write_loss_plot(path, lossi):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FormatStrFormatter
     except ImportError:
         return False
     k = 1000 if len(lossi) >= 1000 else 1
@@ -136,6 +137,8 @@ def write_loss_plot(path, lossi):
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(np.arange(len(avg)) * k + k, avg)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
     ax.set_xlabel("step")
     ax.set_ylabel(f"training loss (mean of {k} steps)")
     fig.tight_layout()

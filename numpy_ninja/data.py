@@ -9,10 +9,12 @@ BOUNDARY = "."
 
 
 def default_data_path():
-    """The shipped names.txt: beside the package in a checkout, under share/ when installed."""
-    candidates = [Path(__file__).resolve().parent.parent / "data" / "names.txt",
-                  Path(sys.prefix) / "share" / "numpy-ninja" / "names.txt"]
-    return next((p for p in candidates if p.is_file()), candidates[0])
+    """The shipped names.txt: data/ of the checkout this package runs from, else share/ of the
+    environment it was installed into."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "setup.cfg").is_file() and (root / "data" / "names.txt").is_file():
+        return root / "data" / "names.txt"
+    return Path(sys.prefix) / "share" / "numpy-ninja" / "names.txt"
 
 
 class DataError(ValueError):
