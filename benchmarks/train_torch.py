@@ -1,0 +1,104 @@
+"""Train a numpy-ninja model's twin with PyTorch autograd, as a reference for `numpy-ninja train`.
+
+Same data and split, same initial parameters (copied from numpy_ninja.models), same batches
+(numpy_ninja.train.batch_indices), same learning-rate schedule, same BatchNorm (n-1 variance in
+training, running statistics, calibration over the training split at the end); only the
+gradients come from torch autograd. Prints the split losses and the wall time.
+
+    python benchmarks/train_torch.py [--model mlp|wavenet] [--steps N] [--threads N]
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from numpy_ninja import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Tanh
+from numpy_ninja.data import default_data_path, load_dataset
+from numpy_ninja.models import DEFAULTS, MODELS
+from numpy_ninja.train import BLOCK, batch_indices
+
+
+def torch_forward(model, params, buffers, x, training, momentum):
+    """Our Sequential's forward in torch ops, with our parameters; updates running statistics."""
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Embedding):
+            x = params[f"{i}.weight"][x]
+        elif isinstance(layer, Flatten):
+            x = x.reshape(x.shape[0], -1)
+        elif isinstance(layer, FlattenConsecutive):
+            B, T, C = x.shape
+            x = x.reshape(B, T // layer.n, C * layer.n)
+            x = x[:, 0] if T == layer.n else x
+        elif isinstance(layer, Linear):
+            x = x @ params[f"{i}.weight"]
+            if f"{i}.bias" in params:
+                x = x + params[f"{i}.bias"]
+        elif isinstance(layer, BatchNorm1d):
+            dims = tuple(range(x.ndim - 1))
+            rm, rv = buffers[f"{i}.running_mean"], buffers[f"{i}.running_var"]
+            if training:
+                mean = x.mean(dims)
+                var = x.var(dims, correction=1 if layer.unbiased else 0)
+                with torch.no_grad():
+                    rm.mul_(1 - momentum).add_(momentum * mean)
+                    rv.mul_(1 - momentum).add_(momentum * x.var(dims, correction=1))
+            else:
+                mean, var = rm, rv
+            x = params[f"{i}.weight"] * (x - mean) / torch.sqrt(var + layer.eps) + params[f"{i}.bias"]
+        elif isinstance(layer, Tanh):
+            x = torch.tanh(x)
+        else:
+            raise TypeError(f"no torch twin for {type(layer).__name__}")
+    return x
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    parser.add_argument("--data", default=str(default_data_path()))
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    d = DEFAULTS[args.model]
+    data = load_dataset(args.data, d["block_size"], args.seed)
+    model = MODELS[args.model](len(data.vocab), block_size=d["block_size"], n_embd=d["n_embd"],
+                               n_hidden=d["n_hidden"], seed=args.seed)
+    params = {k: torch.tensor(p.data, requires_grad=True) for k, p in model.named_parameters()}
+    buffers = {k: torch.tensor(b) for k, b in model.named_buffers()}
+    splits = {k: (torch.from_numpy(X), torch.from_numpy(Y)) for k, (X, Y) in data.splits.items()}
+    Xtr, Ytr = splits["train"]
+    decay = int(args.steps * d["lr_decay_frac"])
+
+    t0 = time.perf_counter()
+    for step in range(args.steps):
+        if step % BLOCK == 0:
+            ix = torch.from_numpy(batch_indices(args.seed, len(Ytr), args.batch_size, step))
+        rows = ix[step % BLOCK]
+        logits = torch_forward(model, params, buffers, Xtr[rows], True, 0.1)
+        loss = torch.nn.functional.cross_entropy(logits, Ytr[rows])
+        for p in params.values():
+            p.grad = None
+        loss.backward()
+        lr = 0.1 if step < decay else 0.01
+        with torch.no_grad():
+            for p in params.values():
+                p -= lr * p.grad
+    seconds = time.perf_counter() - t0
+
+    with torch.no_grad():
+        torch_forward(model, params, buffers, Xtr, True, 1.0)  # calibrate BatchNorm on the whole split
+        losses = {k: torch.nn.functional.cross_entropy(
+            torch_forward(model, params, buffers, X, False, 0.0), Y).item() for k, (X, Y) in splits.items()}
+    print(json.dumps(dict(losses, model=args.model, steps=args.steps, seconds=round(seconds, 1),
+                          threads=torch.get_num_threads(), torch=torch.__version__)))
+
+
+if __name__ == "__main__":
+    main()
