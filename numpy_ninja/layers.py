@@ -226,7 +226,7 @@ class BatchNorm1d(Module):
         # exercise 3, for divisor n-d (d = 1 unbiased, 0 biased), xhat = xc*istd:
         # dx = g*istd/n * (n*dout - sum(dout) - n/(n-d) * xhat * sum(dout*xhat))
         d = 1 if self.unbiased else 0
-        dx = k * dout - (k / n) * self.bias.grad - xc * ((k * istd / (n - d)) * sxc)
+        dx = k * dout - (k / n) * self.bias.grad - xc * ((k * istd / (n - d)) * self.weight.grad)
         return dx.reshape(shape)
 
 
