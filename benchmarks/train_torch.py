@@ -11,7 +11,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
 from numpy_ninja import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Tanh

@@ -91,9 +91,8 @@ def to_torch_layout(layer):
     return state
 
 
-def build_twin(model):
-    """torch.nn.Sequential twin of a numpy_ninja.Sequential, in the parameters' dtype."""
-    dtype = torch.from_numpy(model.parameters()[0].data[:0]).dtype
+def build_twin(model, dtype):
+    """torch.nn.Sequential twin of a numpy_ninja.Sequential, in dtype (a torch dtype)."""
     return nn.Sequential(*(twin_module(layer, dtype) for layer in model.layers))
 
 
@@ -107,8 +106,9 @@ def run_twin(model, x, targets=None, dout=None):
     model.named_parameters(), buffers {name: array} keyed as model.named_buffers() (after the
     forward, so training-mode running statistics are updated).
     """
-    twin = build_twin(model)
+    params = model.parameters()
     x = torch.tensor(np.asarray(x))
+    twin = build_twin(model, torch.from_numpy(params[0].data[:0]).dtype if params else x.dtype)
     if x.is_floating_point():
         x.requires_grad_(True)
     out = twin(x)

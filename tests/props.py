@@ -1,0 +1,207 @@
+"""Shared pieces of the property suite: strategies, and the checks that compare numpy_ninja with
+the torch oracle. A check returns the list of disagreements, so the mutation tests can show that
+the very check the suite uses reports a planted bug."""
+import numpy as np
+from hypothesis import assume, currently_in_test_context
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import numpy_ninja as nn
+from numpy_ninja import atomic
+from oracle.atomic import autograd_backprop
+from oracle.compare import F64_RTOL, RTOL, agreement
+from oracle.twin import run_twin
+
+DTYPES = hnp.floating_dtypes(sizes=(32, 64), endianness="=")
+SCALES = st.sampled_from([1e-3, 1e-2, 0.1, 1.0, 10.0])  # init scales over four orders of magnitude
+
+
+def floats(dtype, shape, lo=-2.0, hi=2.0):
+    """A float array of the given dtype and shape (hypothesis elements, no subnormals)."""
+    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, width=32, allow_subnormal=False))
+
+
+def set_params(data, model, dtype, scale):
+    """Draw every parameter (and positive running variances) with hypothesis, times scale."""
+    for name, p in model.named_parameters():
+        p.data = data.draw(floats(dtype, p.shape), label=name) * np.asarray(scale, dtype)
+        p.grad = np.zeros_like(p.data)
+    for layer in model.layers:
+        if isinstance(layer, nn.BatchNorm1d):
+            C = layer.weight.shape[0]
+            layer.running_mean = data.draw(floats(dtype, C), label="running_mean")
+            layer.running_var = data.draw(floats(dtype, C, 0.0625, 4.0), label="running_var")
+
+
+def our_pass(model, x, targets=None, dout=None):
+    """Forward and backward layer by layer; returns out, loss, dx, the input of each layer and the
+    gradient reaching each layer."""
+    inputs = []
+    out = x
+    for layer in model.layers:
+        inputs.append(out)
+        out = layer(out)
+    loss = None
+    if targets is not None:
+        criterion = nn.CrossEntropyLoss()
+        loss = criterion(out, targets)
+        dout = criterion.backward()
+    douts = {}
+    for i in reversed(range(len(model))):
+        douts[i] = dout
+        dout = model.layers[i].backward(dout)
+    return out, loss, dout, inputs, douts
+
+
+def require(condition):
+    """Inside a hypothesis test, skip the example; elsewhere (fixed cases) it must hold."""
+    if currently_in_test_context():
+        assume(condition)
+    else:
+        assert condition, "the batch cannot be resolved in this dtype (see resolvable)"
+
+
+def resolvable(x, dtype):
+    """False when a channel of BatchNorm input x (N, ..., C) has a spread over the batch too small,
+    relative to its values, for the dtype to resolve x - mean to the tolerance checked
+    (spread / magnitude >= 10 eps / rtol: 0.12 in float32, 2.2e-5 in float64). There the output is
+    rounding noise amplified by up to 1/sqrt(eps), in any implementation; test_properties covers
+    the exactly-constant channel separately."""
+    rtol = F64_RTOL if dtype == np.float64 else RTOL
+    x2 = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+    return not np.any(x2.std(0) < 10 * np.finfo(dtype).eps / rtol * np.abs(x2).max(0))
+
+
+def term_scales(model, douts):
+    """The magnitude of the terms each gradient is summed from: the backward pass run on absolute
+    values (|dout|, |weights|, |inputs|), starting from |gradient at the output|. A gradient whose
+    true value is (nearly) zero by cancellation, such as a bias feeding BatchNorm or BatchNorm's
+    input gradient when dout lies in the span of 1 and xhat, carries rounding of the size of these
+    terms, so its error is measured against them (DESIGN.md). Returns {name: scale} for every
+    parameter gradient, and "dx" for the input gradient."""
+    scales = {}
+    B = np.abs(douts[len(model) - 1]).astype(np.float64)
+    for i in reversed(range(len(model))):
+        layer = model.layers[i]
+        if isinstance(layer, nn.Tanh):  # the terms of 1 - h^2 are 1 and h^2: it cancels as h -> +-1
+            B = (1 + layer.cache.astype(np.float64) ** 2) * B
+        elif isinstance(layer, nn.Linear):
+            x = np.abs(layer.cache.astype(np.float64)).reshape(-1, layer.weight.shape[0])
+            B2 = B.reshape(-1, layer.weight.shape[1])
+            scales[f"{i}.weight"] = float((x.T @ B2).max(initial=0))
+            if layer.bias is not None:
+                scales[f"{i}.bias"] = float(B2.sum(0).max(initial=0))
+            B = B @ np.abs(layer.weight.data.astype(np.float64)).T
+        elif isinstance(layer, nn.BatchNorm1d):
+            xc, istd, n = (np.asarray(v, np.float64) if v is not None else None for v in layer.cache)
+            B2, xhat = B.reshape(xc.shape), np.abs(xc * istd)
+            k = np.abs(layer.weight.data.astype(np.float64) * istd)
+            scales[f"{i}.weight"] = float((B2 * xhat).sum(0).max(initial=0))
+            scales[f"{i}.bias"] = float(B2.sum(0).max(initial=0))
+            if n is None:
+                B = (k * B2).reshape(B.shape)
+            else:
+                d = 1 if layer.unbiased else 0
+                B = (k * (B2 + B2.sum(0) / n + xhat * (B2 * xhat).sum(0) / (n - d))).reshape(B.shape)
+        elif isinstance(layer, nn.Embedding):
+            terms = np.zeros(layer.weight.shape)
+            np.add.at(terms, layer.cache.reshape(-1), B.reshape(-1, layer.weight.shape[1]))
+            scales[f"{i}.weight"] = float(terms.max(initial=0))
+            B = None
+        else:  # Flatten, FlattenConsecutive: reshapes
+            B = B.reshape(layer.cache)
+    if B is not None:
+        scales["dx"] = float(B.max(initial=0))
+    return scales
+
+
+def twin_disagreements(model, x, targets=None, dout=None):
+    """Everything numpy_ninja computes for one pass of `model`, against its torch twin.
+
+    Returns [(what, Agreement)] for every output, loss, input gradient, parameter gradient and
+    running statistic that breaks the DESIGN.md tolerance for the model's dtype.
+    """
+    dtype = model.parameters()[0].data.dtype if model.parameters() else x.dtype
+    ref = run_twin(model, x, targets=targets, dout=dout)  # before ours: ours updates buffers
+    out, loss, dx, inputs, douts = our_pass(model, x, targets=targets, dout=dout)
+    require(all(resolvable(x, dtype) for layer, x in zip(model.layers, inputs)
+               if isinstance(layer, nn.BatchNorm1d) and layer.training))
+    scales = term_scales(model, douts)
+    pairs = [("out", out, ref["out"], None)]
+    if loss is not None:
+        pairs.append(("loss", np.array(loss, dtype), np.array(ref["loss"], dtype), None))
+    if ref["dx"] is not None:
+        pairs.append(("dx", dx, ref["dx"], scales["dx"]))
+    for name, p in model.named_parameters():
+        pairs.append((f"grad {name}", p.grad, ref["grads"][name], scales[name]))
+    for name, b in model.named_buffers():
+        pairs.append((name, b, ref["buffers"][name], None))
+    bad = []
+    for what, ours, theirs, scale in pairs:
+        assert ours.shape == theirs.shape and ours.dtype == dtype, what
+        a = agreement(ours, theirs, scale)
+        if not a.passes(dtype):
+            bad.append((what, a))
+    return bad
+
+
+def zero_gradient_scales(t, g):
+    """Scales for the broken-up graph's two tensors whose true gradient is zero, from the terms
+    they are summed from: logit_maxes (minus the row sums of dnorm_logits = counts * dcounts) and
+    b1 (column sums of dhprebn = dbndiff + dbnmeani / n). t: forward tensors, g: gradients."""
+    dnorm_terms = t["counts"] * (np.abs(t["counts_sum_inv"] * g["probs"]) + np.abs(g["counts_sum"]))
+    dbndiff_terms = np.abs(t["bnvar_inv"] * g["bnraw"]) + np.abs(2 * t["bndiff"] * g["bndiff2"])
+    return {"logit_maxes": float(dnorm_terms.sum(1).max()), "b1": float(2 * dbndiff_terms.sum(0).max())}
+
+
+def one_step_term_scales(t, g):
+    """Scales for exercise 3's one-step dhprebn and what is computed from it (W1, b1, C): the
+    magnitude of the three terms of g*istd/n * (n*dout - sum(dout) - n/(n-1) * xhat * sum(dout*xhat)),
+    which cancel when the batch variance is below eps. t: forward tensors, g: gradients."""
+    n = t["hprebn"].shape[0]
+    d = np.abs(g["hpreact"]).astype(np.float64)
+    xhat = np.abs(t["bnraw"]).astype(np.float64)
+    T = np.abs(t["bngain"] * t["bnvar_inv"]) * (d + d.sum(0) / n + xhat * (d * xhat).sum(0) / (n - 1))
+    C_terms = np.zeros(t["C"].shape)
+    np.add.at(C_terms, t["Xb"], (T @ np.abs(t["W1"]).T).reshape(t["emb"].shape))
+    return {"hprebn": float(T.max()), "W1": float((np.abs(t["embcat"]).T @ T).max()),
+            "b1": float(T.sum(0).max()), "C": float(C_terms.max())}
+
+
+def atomic_disagreements(params, Xb, Yb, backprop=atomic.manual_backprop):
+    """All 26 gradients of the broken-up graph (and the loss) against autograd."""
+    dtype = params["C"].dtype
+    _, t = atomic.forward(params, Xb, Yb)
+    require(resolvable(t["hprebn"], dtype))
+    loss, grads = backprop(params, Xb, Yb)
+    ref_loss, ref = autograd_backprop(params, Xb, Yb)
+    scales = zero_gradient_scales(t, ref)
+    bad = []
+    a = agreement(np.array(loss, dtype), np.array(ref_loss, dtype))
+    if not a.passes(dtype):
+        bad.append(("loss", a))
+    for name in atomic.GRAD_NAMES:
+        assert grads[name].shape == ref[name].shape and grads[name].dtype == dtype, name
+        a = agreement(grads[name], ref[name], scales.get(name))
+        if not a.passes(dtype):
+            bad.append((name, a))
+    return bad
+
+
+@st.composite
+def lecture_params(draw, dtype=None):
+    """Params, Xb, Yb for the broken-up graph: random vocabulary, block, embedding, hidden and batch
+    sizes, initialisation scale and dtype."""
+    dtype = dtype or draw(DTYPES)
+    V, block, E = draw(st.integers(2, 12)), draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    H, n = draw(st.integers(1, 12)), draw(st.integers(2, 24))
+    scale = draw(SCALES)
+    shapes = dict(C=(V, E), W1=(block * E, H), b1=(H,), W2=(H, V), b2=(V,), bngain=(1, H), bnbias=(1, H))
+    params = {k: draw(hnp.arrays(dtype, s, elements=st.floats(-1, 1, width=32, allow_subnormal=False),
+                                 unique=True), label=k) for k, s in shapes.items()}
+    params["W1"] *= np.asarray(scale, dtype)
+    params["W2"] *= np.asarray(scale, dtype)
+    params["bngain"] += np.asarray(1, dtype)
+    Xb = draw(hnp.arrays(np.int64, (n, block), elements=st.integers(0, V - 1)), label="Xb")
+    Yb = draw(hnp.arrays(np.int64, n, elements=st.integers(0, V - 1)), label="Yb")
+    return params, Xb, Yb

@@ -1,0 +1,113 @@
+"""The suite can fail: small bugs planted in the real backward code are reported by the same checks
+the property tests use. A mutant is the source of the real function with one textual change, or
+the real backward with its result off by one part in a million."""
+import inspect
+import textwrap
+
+import numpy as np
+import pytest
+
+import numpy_ninja as nn
+from numpy_ninja import atomic, layers, models
+from props import atomic_disagreements, twin_disagreements
+
+
+def mutant(func, old, new):
+    """func recompiled from its own source with `old` replaced by `new` (which must occur once)."""
+    src = textwrap.dedent(inspect.getsource(func))
+    assert src.count(old) == 1, f"{old!r} not found once in {func.__qualname__}"
+    namespace = dict(func.__globals__)
+    exec(compile(src.replace(old, new), inspect.getsourcefile(func), "exec"), namespace)
+    return namespace[func.__name__]
+
+
+def lecture_case(seed=0, n=16, V=7, block=3, E=4, H=6):
+    rng = np.random.default_rng(seed)
+    params = {"C": rng.standard_normal((V, E)), "W1": rng.standard_normal((block * E, H)) * 0.5,
+              "b1": rng.standard_normal(H) * 0.1, "W2": rng.standard_normal((H, V)) * 0.5,
+              "b2": rng.standard_normal(V) * 0.1, "bngain": 1 + 0.1 * rng.standard_normal((1, H)),
+              "bnbias": 0.1 * rng.standard_normal((1, H))}
+    Xb = rng.integers(0, V, (n, block))
+    Xb[0] = 0  # a context of boundary tokens: row 0 of C looked up three times
+    return params, Xb, rng.integers(0, V, n)
+
+
+def network(seed=0, unbiased=True, hierarchical=False):
+    """A float64 network with every layer type, and a batch for it."""
+    model = (models.wavenet(7, block_size=4, n_embd=3, n_hidden=5, seed=seed, dtype=np.float64)
+             if hierarchical else models.mlp(7, n_embd=4, n_hidden=6, seed=seed, dtype=np.float64))
+    for layer in model.layers:
+        if isinstance(layer, nn.BatchNorm1d):
+            layer.unbiased = unbiased
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 7, (16, 4 if hierarchical else 3))
+    X[0] = 0
+    return model, X, rng.integers(0, 7, 16)
+
+
+def test_unmutated_code_passes():
+    assert atomic_disagreements(*lecture_case()) == []
+    for hierarchical in (False, True):
+        for unbiased in (False, True):
+            model, X, Y = network(unbiased=unbiased, hierarchical=hierarchical)
+            assert twin_disagreements(model, X, targets=Y) == []
+
+
+# ---------------------------------------------------------------- the broken-up graph
+
+@pytest.mark.parametrize("old, new, first_wrong", [
+    # a missing branch of dcounts: counts_sum's contribution dropped
+    ('g["counts"] = dcounts = dcounts + dcounts_sum', 'g["counts"] = dcounts = dcounts + 0 * dcounts_sum', "counts"),
+    # the forgotten Bessel factor: 1/n instead of 1/(n-1) in dbndiff2
+    ("(1 / (n - 1) * dbnvar)", "(1 / n * dbnvar)", "bndiff2"),
+    # embedding rows overwritten instead of accumulated
+    ("np.add.at(dC, Xb, demb)", "dC[Xb] = demb", "C"),
+    # one part in a million
+    ('g["h"] = dh = dlogits @ t["W2"].T', 'g["h"] = dh = dlogits @ t["W2"].T * (1 + 1e-6)', "h"),
+])
+def test_atomic_mutants_are_reported(old, new, first_wrong):
+    bad = atomic_disagreements(*lecture_case(), backprop=mutant(atomic.manual_backprop, old, new))
+    assert first_wrong in [name for name, _ in bad]
+
+
+# ---------------------------------------------------------------- the layers
+
+@pytest.mark.parametrize("cls, old, new", [
+    (layers.BatchNorm1d, "d = 1 if self.unbiased else 0", "d = 0"),  # forgotten Bessel factor
+    (layers.Embedding, "np.matmul(onehot, dout.reshape(-1, E), out=self.weight.grad)",
+     "self.weight.grad[...] = 0\n    self.weight.grad[x] = dout.reshape(-1, E)"),  # rows overwritten
+])
+def test_layer_mutants_are_reported(monkeypatch, cls, old, new):
+    monkeypatch.setattr(cls, "backward", mutant(cls.backward, old, new))
+    model, X, Y = network(unbiased=True)
+    assert twin_disagreements(model, X, targets=Y) != []
+
+
+def off_by_a_millionth(backward, where):
+    """backward with its input gradient, or its parameters' gradients, scaled by 1 + 1e-6."""
+    def mutated(self, dout):
+        dx = backward(self, dout)
+        if where == "input":
+            return dx * (1 + 1e-6)
+        for p in self.parameters():
+            p.grad *= 1 + 1e-6
+        return dx
+    return mutated
+
+
+@pytest.mark.parametrize("cls, where", [
+    (layers.Linear, "input"), (layers.Linear, "params"), (layers.BatchNorm1d, "input"),
+    (layers.BatchNorm1d, "params"), (layers.Tanh, "input"), (layers.Embedding, "params"),
+    (layers.Flatten, "input"), (layers.FlattenConsecutive, "input"),
+])
+def test_one_part_in_a_million_is_reported(monkeypatch, cls, where):
+    monkeypatch.setattr(cls, "backward", off_by_a_millionth(cls.backward, where))
+    model, X, Y = network(hierarchical=cls is layers.FlattenConsecutive)
+    assert twin_disagreements(model, X, targets=Y) != []
+
+
+def test_cross_entropy_one_part_in_a_million_is_reported(monkeypatch):
+    backward = layers.CrossEntropyLoss.backward
+    monkeypatch.setattr(layers.CrossEntropyLoss, "backward", lambda self: backward(self) * (1 + 1e-6))
+    model, X, Y = network()
+    assert twin_disagreements(model, X, targets=Y) != []
