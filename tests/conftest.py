@@ -5,7 +5,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "ci", max_examples=30, derandomize=True, database=None, deadline=None,
+    "ci", max_examples=100, derandomize=True, database=None, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "thorough", max_examples=2000, deadline=None,
