@@ -21,6 +21,13 @@ GRAD_NAMES = (
 EPS = 1e-5
 
 
+def params_from_mlp(model):
+    """The lecture's tensors of a models.mlp network (the same arrays, gain and bias as (1, H))."""
+    sd = model.state_dict()
+    return {"C": sd["0.weight"], "W1": sd["2.weight"], "b1": sd["2.bias"], "W2": sd["5.weight"],
+            "b2": sd["5.bias"], "bngain": sd["3.weight"][None], "bnbias": sd["3.bias"][None]}
+
+
 def forward(params, Xb, Yb):
     """The lecture's forward pass. Returns (loss, t): t maps every tensor name to its value."""
     n = Xb.shape[0]

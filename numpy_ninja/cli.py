@@ -1,5 +1,6 @@
 """The numpy-ninja command: train, eval and sample with NumPy alone."""
 import argparse
+import importlib.metadata
 import json
 import math
 import os
@@ -347,13 +348,36 @@ def build_parser():
     s.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by T: below 1 is safer, above 1 more adventurous (default: 1)")
     s.set_defaults(func=cmd_sample)
+
+    for name, ep in plugins().items():  # listed for --help; main() hands them their arguments
+        sub.add_parser(name, help=f"from {ep.value.split(':')[0]}; see numpy-ninja {name} --help")
     return parser
 
 
+def plugins():
+    """Commands other packages register under the entry-point group numpy_ninja.commands."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group="numpy_ninja.commands")}
+
+
+def run_plugin(ep, argv):
+    """A registered command, loaded only now, with the rest of the command line."""
+    try:
+        command = ep.load()
+    except ImportError as e:
+        raise CLIError(f"numpy-ninja {ep.name} is unavailable here ({e}); "
+                       "pip install 'numpy-ninja[oracle]'") from None
+    return command(argv)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.command == "train" and args.data is None and args.resume is None:
-        args.data = str(default_data_path())
+    argv = sys.argv[1:] if argv is None else list(argv)
+    registered = plugins()
+    if argv and argv[0] in registered:
+        args = argparse.Namespace(func=lambda _: run_plugin(registered[argv[0]], argv[1:]))
+    else:
+        args = build_parser().parse_args(argv)
+        if args.command == "train" and args.data is None and args.resume is None:
+            args.data = str(default_data_path())
     try:
         return args.func(args)
     except (CLIError, DataError, CheckpointError) as e:

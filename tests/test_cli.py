@@ -15,15 +15,15 @@ from numpy_ninja import models
 from numpy_ninja.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numpy_ninja.data import Vocab
 
-from torchfree import BLOCK_TORCH
+from torchfree import BLOCK_TORCH, blocking
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--n-embd", "4", "--n-hidden", "16", "--batch-size", "8", "--quiet"]
 
 
-def run(*args, timeout=120):
+def run(*args, timeout=120, block=BLOCK_TORCH):
     """`numpy-ninja ARGS` with torch made unimportable; asserts torch was not imported."""
-    code = BLOCK_TORCH + textwrap.dedent(f"""
+    code = block + textwrap.dedent(f"""
         from numpy_ninja.cli import main
         rc = main({[str(a) for a in args]!r})
         assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "oracle")]
@@ -59,6 +59,15 @@ def test_train_writes_run_directory_without_torch(trained):
     assert all(0 < metrics[k] < np.log(14) for k in ("train", "val", "test"))  # better than uniform
     assert (out / "loss.png").stat().st_size > 0
     assert "checkpoint.npz" in r.stdout and "val" in r.stdout
+
+
+def test_train_without_matplotlib_says_so_and_goes_on(names, tmp_path):
+    out = tmp_path / "run"
+    r = run("train", "--data", names, "--out", out, "--steps", "50", *SMALL,
+            block=blocking("torch", "oracle", "matplotlib"))
+    assert r.returncode == 0, r.stderr
+    assert "skipped: matplotlib is not installed" in r.stdout
+    assert (out / "metrics.json").exists() and not (out / "loss.png").exists()
 
 
 def test_eval_reproduces_metrics(trained):

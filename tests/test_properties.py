@@ -13,8 +13,9 @@ from numpy_ninja.gradcheck import numerical_grad, rel_error
 from oracle.atomic import autograd_backprop
 from oracle.compare import agreement
 from oracle.twin import run_twin
-from props import (DTYPES, SCALES, atomic_disagreements, atomic_term_scales, floats, lecture_params, our_pass, resolvable,
-                   set_params, term_scales, twin_disagreements)
+from oracle.scales import atomic_term_scales, term_scales
+from props import (DTYPES, SCALES, atomic_disagreements, floats, lecture_params, our_pass, resolvable,
+                   set_params, twin_disagreements)
 
 
 def batch_shape(data, min_rows=1):

@@ -1,0 +1,135 @@
+"""The numpy-vs-PyTorch report behind `numpy-ninja compare`: tensor by tensor, and step by step.
+
+Sections: the broken-up graph (all 26 gradients), the one-step backward of exercises 2 and 3, every
+parameter gradient of a model against its torch twin, and lockstep training of the two. Each row
+holds the DESIGN.md tolerance for its dtype (oracle.compare); a tensor whose true gradient is zero
+is measured against the terms it is summed from (oracle.scales).
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import numpy_ninja as nn
+from numpy_ninja import atomic
+from numpy_ninja.data import load_dataset
+from numpy_ninja.models import DEFAULTS, build_model
+from numpy_ninja.train import batch_indices, train_steps
+from oracle.atomic import autograd_backprop
+from oracle.compare import agreement
+from oracle.scales import atomic_term_scales, backward_by_layer, term_scales
+from oracle.twin import build_twin, run_twin
+
+DTYPES = (np.float32, np.float64)
+LOCKSTEP_F64_MAX = 1e-8  # float64 parameters of the two trainings stay this close (relative)
+ZERO_ATOMIC = {"logit_maxes": "true gradient is zero", "b1": "true gradient is zero (bias before BatchNorm)"}
+
+
+def row(section, name, dtype, ours, ref, scale=None, note=""):
+    a = agreement(ours, ref, scale)
+    return dict(section=section, name=name, dtype=np.dtype(dtype).name, shape=list(np.shape(ref)),
+                passed=a.passes(dtype), note=note, **a.as_dict())
+
+
+def config_for(args):
+    d = DEFAULTS[args.model]
+    return dict(model=args.model, seed=args.seed, block_size=d["block_size"], n_embd=d["n_embd"],
+                n_hidden=args.hidden or d["n_hidden"], batch_size=args.batch_size, steps=args.steps,
+                lr=0.1, lr_final=0.01, lr_decay_step=int(args.steps * d["lr_decay_frac"]))
+
+
+def graph_rows(args, dtype):
+    """Sections 1 and 2: the lecture's MLP as the broken-up graph, on one batch of real data."""
+    data = load_dataset(args.data, 3, args.seed)
+    X, Y = data.splits["train"]
+    rows_ix = batch_indices(args.seed, len(Y), args.batch_size, 0)[0]
+    Xb, Yb = X[rows_ix], Y[rows_ix]
+    mlp = build_model(dict(model="mlp", seed=args.seed, block_size=3, n_embd=10,
+                           n_hidden=args.hidden or 200, dtype=np.dtype(dtype).name), len(data.vocab))
+    params = atomic.params_from_mlp(mlp)
+    _, ours = atomic.manual_backprop(params, Xb, Yb)
+    _, ref = autograd_backprop(params, Xb, Yb)
+    _, t = atomic.forward(params, Xb, Yb)
+    terms = atomic_term_scales(t, Xb)
+    out = [row("broken-up graph", k, dtype, ours[k], ref[k], terms[k] if k in ZERO_ATOMIC else None,
+               ZERO_ATOMIC.get(k, "")) for k in atomic.GRAD_NAMES]
+    out.append(row("one-step backward", "dlogits (exercise 2)", dtype,
+                   atomic.cross_entropy_backward(t["logits"], Yb), ref["logits"]))
+    out.append(row("one-step backward", "dhprebn (exercise 3)", dtype,
+                   atomic.batchnorm_backward(ref["hpreact"], t["bngain"], t["bnraw"], t["bnvar_inv"]),
+                   ref["hprebn"]))
+    return out, dict(ours=ours["logits"], ref=ref["logits"])
+
+
+def model_rows(args, data, dtype):
+    """Section 3: every parameter gradient of the model against its twin, on one batch."""
+    config = dict(config_for(args), dtype=np.dtype(dtype).name)
+    model = build_model(config, len(data.vocab))
+    X, Y = data.splits["train"]
+    rows_ix = batch_indices(args.seed, len(Y), args.batch_size, 0)[0]
+    ref = run_twin(model, X[rows_ix], targets=Y[rows_ix])
+    criterion = nn.CrossEntropyLoss()
+    criterion(model(X[rows_ix]), Y[rows_ix])
+    _, douts = backward_by_layer(model, criterion.backward())
+    scales = term_scales(model, douts)
+    zero = {f"{i}.bias" for i, (a, b) in enumerate(zip(model.layers, model.layers[1:]))
+            if isinstance(a, nn.Linear) and isinstance(b, nn.BatchNorm1d) and a.bias is not None}
+    return [row("model parameters", name, dtype, p.grad, ref["grads"][name],
+                scales[name] if name in zero else None, "true gradient is zero (bias before BatchNorm)"
+                if name in zero else "") for name, p in model.named_parameters()]
+
+
+def lockstep(args, data, dtype):
+    """Section 4: ours and the twin trained side by side on identical batches. Per step: both
+    losses and the largest relative difference between corresponding parameters."""
+    config = dict(config_for(args), dtype=np.dtype(dtype).name)
+    model = build_model(config, len(data.vocab))
+    twin = build_twin(model, torch.from_numpy(np.zeros(0, dtype)).dtype)
+    theirs = dict(twin.named_parameters())
+    transposed = {f"{i}.weight" for i, layer in enumerate(model.layers) if isinstance(layer, nn.Linear)}
+    X, Y = data.splits["train"]
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    lossi = np.zeros(args.steps)  # float64: the loss as computed
+    ours_loss, torch_loss, divergence = [], [], []
+    for step in range(args.steps):
+        rows_ix = batch_indices(args.seed, len(Y), args.batch_size, step)[step % 1000]
+        train_steps(model, X, Y, config, step, step + 1, lossi)
+        logits = twin(Xt[rows_ix])
+        loss = F.cross_entropy(logits, Yt[rows_ix])
+        twin.zero_grad(set_to_none=True)
+        loss.backward()
+        lr = config["lr"] if step < config["lr_decay_step"] else config["lr_final"]
+        with torch.no_grad():
+            for p in twin.parameters():
+                p -= lr * p.grad
+        ours_loss.append(float(lossi[step]))
+        torch_loss.append(loss.item())
+        worst = 0.0
+        for name, p in model.named_parameters():
+            t = theirs[name].detach().numpy()
+            t = t.T if name in transposed else t
+            worst = max(worst, float(np.abs(p.data - t).max() / np.abs(t).max()))
+        divergence.append(worst)
+    return dict(ours=ours_loss, torch=torch_loss, divergence=divergence)
+
+
+def build_report(args):
+    """All four sections; returns the report dict that report.json holds."""
+    data = load_dataset(args.data, DEFAULTS[args.model]["block_size"], args.seed)
+    rows, pictures, curves = [], {}, {}
+    for dtype in DTYPES:
+        graph, pictures[np.dtype(dtype).name] = graph_rows(args, dtype)
+        rows += graph
+    for dtype in DTYPES:
+        rows += model_rows(args, data, dtype)
+    for dtype in DTYPES:
+        curves[np.dtype(dtype).name] = lockstep(args, data, dtype)
+    f64 = curves["float64"]
+    lock = dict(steps=args.steps, curves=curves,
+                max_param_rel_divergence={k: max(c["divergence"]) for k, c in curves.items()},
+                max_loss_abs_diff={k: float(np.max(np.abs(np.subtract(c["ours"], c["torch"]))))
+                                   for k, c in curves.items()},
+                float64_limit=LOCKSTEP_F64_MAX)
+    lock["passed"] = max(f64["divergence"]) <= LOCKSTEP_F64_MAX
+    passed = all(r["passed"] for r in rows) and lock["passed"]
+    return dict(passed=passed, model=args.model, seed=args.seed, batch_size=args.batch_size,
+                torch=torch.__version__, rows=rows, lockstep=lock), pictures
