@@ -140,13 +140,15 @@ def test_one_step_backward(case):
 # ---------------------------------------------------------------- finite differences, no torch
 
 def fd_check(model, x, dout, tol=1e-7):
-    """Every parameter gradient and the input gradient (if float) of sum(model(x) * dout) against
+    """Every parameter gradient and the input gradient (if float) of f = sum(model(x) * dout) against
     central differences, float64. The error is measured against the larger of the gradients and
-    the terms they are summed from (props.term_scales), so that a gradient that is zero by
-    cancellation is compared with the rounding its terms carry."""
+    the terms they are summed from (oracle.scales.term_scales), so that a gradient that is zero by
+    cancellation is compared with the rounding its terms carry; central differences themselves
+    carry rounding of about eps * F / h, F = sum |model(x) * dout| (the terms of f)."""
     def f():
         return float(np.sum(model(x) * dout))
-    _, _, dx, _, douts = our_pass(model, x, dout=dout)
+    out, _, dx, _, douts = our_pass(model, x, dout=dout)
+    fd_noise = 10 * np.finfo(np.float64).eps * float(np.abs(out * dout).sum()) / 1e-6
     scales = term_scales(model, douts)
     grads = {name: p.grad.copy() for name, p in model.named_parameters()}
     if dx is not None:
@@ -154,7 +156,7 @@ def fd_check(model, x, dout, tol=1e-7):
     for name, ours in grads.items():
         num = numerical_grad(f, x if name == "dx" else dict(model.named_parameters())[name].data)
         scale = max(scales[name], np.abs(ours).max(initial=0), np.abs(num).max(initial=0))
-        assert np.abs(ours - num).max(initial=0) <= tol * scale, name
+        assert np.abs(ours - num).max(initial=0) <= tol * scale + fd_noise, name
 
 
 @given(st.data(), st.sampled_from(["linear", "batchnorm", "embedding", "tanh", "flatten", "consecutive"]),
