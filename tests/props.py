@@ -78,6 +78,7 @@ def twin_disagreements(model, x, targets=None, dout=None):
     """
     dtype = model.parameters()[0].data.dtype if model.parameters() else x.dtype
     ref = run_twin(model, x, targets=targets, dout=dout)  # before ours: ours updates buffers
+    before = {k: np.abs(np.asarray(v, np.float64)) for k, v in model.named_buffers()}
     out, loss, dx, inputs, douts = our_pass(model, x, targets=targets, dout=dout)
     require(all(resolvable(x, dtype) for layer, x in zip(model.layers, inputs)
                if isinstance(layer, nn.BatchNorm1d) and layer.training))
@@ -89,8 +90,16 @@ def twin_disagreements(model, x, targets=None, dout=None):
         pairs.append(("dx", dx, ref["dx"], scales["dx"]))
     for name, p in model.named_parameters():
         pairs.append((f"grad {name}", p.grad, ref["grads"][name], scales[name]))
-    for name, b in model.named_buffers():
-        pairs.append((name, b, ref["buffers"][name], None))
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, nn.BatchNorm1d):
+            # running = (1-m) running + m stat: measured against those terms (the mean can cancel)
+            x2 = np.asarray(inputs[i], np.float64).reshape(-1, layer.weight.shape[0])
+            m, n = (layer.momentum, len(x2)) if layer.training else (0.0, 2)
+            stats = {"running_mean": np.abs(x2).mean(0), "running_var": (x2**2).sum(0) / (n - 1)}
+            for k, stat in stats.items():
+                name = f"{i}.{k}"
+                scale = float(((1 - m) * before[name] + m * stat).max())
+                pairs.append((name, getattr(layer, k), ref["buffers"][name], scale))
     bad = []
     for what, ours, theirs, scale in pairs:
         assert ours.shape == theirs.shape and ours.dtype == dtype, what
