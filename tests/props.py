@@ -71,6 +71,18 @@ def resolvable(x, dtype, layers=1):
     return not np.any(x2.std(0) < 10 * layers * np.finfo(dtype).eps / rtol * np.abs(x2).max(0))
 
 
+def output_scale(layer, x):
+    """The magnitude of the terms the last layer's output is summed from (Linear: |x| |W| + |b|;
+    BatchNorm: |g xhat| + |b|); None where the output is not a sum."""
+    if isinstance(layer, nn.Linear):
+        terms = np.abs(np.asarray(x, np.float64)) @ np.abs(layer.weight.data.astype(np.float64))
+        return float((terms + (np.abs(layer.bias.data) if layer.bias is not None else 0)).max())
+    if isinstance(layer, nn.BatchNorm1d):
+        xc, istd, _ = layer.cache
+        return float((np.abs(layer.weight.data * xc * istd) + np.abs(layer.bias.data)).max())
+    return None
+
+
 def twin_disagreements(model, x, targets=None, dout=None):
     """Everything numpy_ninja computes for one pass of `model`, against its torch twin.
 
@@ -84,9 +96,12 @@ def twin_disagreements(model, x, targets=None, dout=None):
     bn_inputs = [x for layer, x in zip(model.layers, inputs) if isinstance(layer, nn.BatchNorm1d) and layer.training]
     require(all(resolvable(x, dtype, len(bn_inputs)) for x in bn_inputs))
     scales = term_scales(model, douts)
-    pairs = [("out", out, ref["out"], None)]
-    if loss is not None:
-        pairs.append(("loss", np.array(loss, dtype), np.array(ref["loss"], dtype), None))
+    pairs = [("out", out, ref["out"], output_scale(model.layers[-1], inputs[-1]))]
+    if loss is not None:  # mean(logsumexp - logit of the target): measured against those terms
+        z = np.asarray(out, np.float64)
+        lse = z.max(1) + np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
+        loss_terms = float(np.mean(np.abs(lse) + np.abs(z[np.arange(len(z)), targets])))
+        pairs.append(("loss", np.array(loss, dtype), np.array(ref["loss"], dtype), loss_terms))
     if ref["dx"] is not None:
         pairs.append(("dx", dx, ref["dx"], scales["dx"]))
     for name, p in model.named_parameters():
