@@ -1,0 +1,197 @@
+"""Time one SGD step of numpy-ninja against PyTorch, interleaved, in one run.
+
+Variants, on the same batches from the same initialisation (float32):
+  numpy         numpy_ninja.train.train_steps, the step `numpy-ninja train` runs
+  torch         the model's twin (oracle.twin) with autograd: loss.backward() + SGD
+  torch-manual  the lecture's exercise-4 loop in torch under no_grad (MLP only)
+Rounds of --round steps go round-robin through the variants, --rounds times; a variant's figure is
+the median over its rounds of microseconds per step. Peak memory (--memory) is measured in a fresh
+process per variant and size: the peak resident set during 50 steps (VmHWM, reset after set-up)
+minus the resident set after set-up.
+
+    python benchmarks/bench_step.py [--quick] [--memory] [--json FILE]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from numpy_ninja.data import default_data_path, load_dataset
+from numpy_ninja.models import DEFAULTS, build_model
+from numpy_ninja.train import BLOCK, batch_indices, train_steps
+from oracle.twin import build_twin
+
+
+def setup(model_name, batch_size, hidden, seed=42):
+    d = DEFAULTS[model_name]
+    config = dict(model=model_name, seed=seed, dtype="float32", block_size=d["block_size"],
+                  n_embd=d["n_embd"], n_hidden=hidden or d["n_hidden"], batch_size=batch_size,
+                  steps=10**9, lr=0.1, lr_final=0.01, lr_decay_step=10**9)
+    data = load_dataset(default_data_path(), d["block_size"], seed)
+    X, Y = data.splits["train"]
+    return config, build_model(config, len(data.vocab)), X, Y
+
+
+def numpy_variant(config, model, X, Y):
+    lossi = np.zeros(BLOCK * 1000, np.float32)
+    step = [0]
+
+    def run(n):
+        train_steps(model, X, Y, config, step[0], step[0] + n, lossi)
+        step[0] += n
+        return float(lossi[step[0] - 1])
+    return run
+
+
+def torch_variant(config, model, X, Y):
+    twin = build_twin(model, torch.float32)
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    step = [0]
+
+    def run(n):
+        for _ in range(n):
+            s = step[0]
+            rows = torch.from_numpy(batch_indices(config["seed"], len(Y), config["batch_size"], s)[s % BLOCK])
+            loss = F.cross_entropy(twin(Xt[rows]), Yt[rows])
+            twin.zero_grad(set_to_none=True)
+            loss.backward()
+            with torch.no_grad():
+                for p in twin.parameters():
+                    p -= config["lr"] * p.grad
+            step[0] += 1
+        return loss.item()
+    return run
+
+
+def manual_variant(config, model, X, Y):
+    """The lecture's exercise 4: forward, then the hand-written backward, in torch."""
+    p = {k: torch.tensor(v) for k, v in model.state_dict().items()}
+    C, W1, b1, W2, b2 = p["0.weight"], p["2.weight"], p["2.bias"], p["5.weight"], p["5.bias"]
+    bngain, bnbias = p["3.weight"][None].clone(), p["3.bias"][None].clone()
+    params = [C, W1, b1, W2, b2, bngain, bnbias]
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    step = [0]
+
+    @torch.no_grad()
+    def run(k):
+        for _ in range(k):
+            s = step[0]
+            rows = torch.from_numpy(batch_indices(config["seed"], len(Y), config["batch_size"], s)[s % BLOCK])
+            Xb, Yb = Xt[rows], Yt[rows]
+            n = Xb.shape[0]
+            emb = C[Xb]
+            embcat = emb.view(n, -1)
+            hprebn = embcat @ W1 + b1
+            bnmean = hprebn.mean(0, keepdim=True)
+            bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+            bnvar_inv = (bnvar + 1e-5) ** -0.5
+            bnraw = (hprebn - bnmean) * bnvar_inv
+            h = torch.tanh(bngain * bnraw + bnbias)
+            logits = h @ W2 + b2
+            loss = F.cross_entropy(logits, Yb)
+            dlogits = F.softmax(logits, 1)
+            dlogits[range(n), Yb] -= 1
+            dlogits /= n
+            dh, dW2, db2 = dlogits @ W2.T, h.T @ dlogits, dlogits.sum(0)
+            dhpreact = (1.0 - h**2) * dh
+            dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
+            dbnbias = dhpreact.sum(0, keepdim=True)
+            dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0)
+                                                - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+            dembcat, dW1, db1 = dhprebn @ W1.T, embcat.T @ dhprebn, dhprebn.sum(0)
+            demb = dembcat.view(emb.shape)
+            dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, C.shape[1]))
+            for q, g in zip(params, [dC, dW1, db1, dW2, db2, dbngain, dbnbias]):
+                q -= config["lr"] * g
+            step[0] += 1
+        return loss.item()
+    return run
+
+
+VARIANTS = {"numpy": numpy_variant, "torch": torch_variant, "torch-manual": manual_variant}
+
+
+def time_variants(model_name, batch_size, hidden, rounds, round_steps, names):
+    """Median us/step per variant, the rounds interleaved; and each variant's first and last loss."""
+    runs, first, times = {}, {}, {n: [] for n in names}
+    for name in names:
+        runs[name] = VARIANTS[name](*setup(model_name, batch_size, hidden))
+        first[name] = runs[name](1)
+        runs[name](round_steps)  # warm-up
+    for _ in range(rounds):
+        for name in names:
+            t0 = time.perf_counter()
+            last = runs[name](round_steps)
+            times[name].append((time.perf_counter() - t0) / round_steps * 1e6)
+    return {n: dict(us=float(np.median(times[n])), first_loss=first[n], last_loss=last) for n in names}
+
+
+def peak_memory_mb(variant, model_name, batch_size, hidden, steps):
+    """Growth of the peak resident set from after set-up to after `steps` steps, in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--child", variant, model_name, str(batch_size),
+                          str(hidden), str(steps)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def rss_kb(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def child(variant, model_name, batch_size, hidden, steps):
+    run = VARIANTS[variant](*setup(model_name, int(batch_size), int(hidden)))
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak resident set (VmHWM) to the current one
+    before = rss_kb("VmRSS:")
+    run(int(steps))
+    print((rss_kb("VmHWM:") - before) / 1024)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory (slower)")
+    parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(*args.child)
+    rounds, round_steps = (5, 100) if args.quick else (15, 200)
+    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"{os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    print(f"median us/step over {rounds} interleaved rounds of up to {round_steps} steps "
+          f"(fewer for larger sizes), float32\n")
+    results = {}
+    sizes = [("mlp", 32, 200)] if args.quick else [
+        ("mlp", b, h) for h in (200, 1024) for b in (32, 256, 2048)]
+    sizes.append(("wavenet", 32, 128))
+    print(f"{'model':8} {'batch':>5} {'hidden':>6} {'numpy':>9} {'torch':>9} {'manual':>9} "
+          f"{'torch/numpy':>11} {'manual/numpy':>12}" + ("   peak MB numpy/torch/manual" if args.memory else ""))
+    for model_name, b, h in sizes:
+        names = ["numpy", "torch"] + (["torch-manual"] if model_name == "mlp" else [])
+        steps = max(5, min(round_steps, round_steps * 6400 // (b * h)))  # ~equal time per size
+        r = time_variants(model_name, b, h, rounds, steps, names)
+        for n in names:
+            assert r[n]["last_loss"] < r[n]["first_loss"], f"{n} did not train"
+        man = r.get("torch-manual", {}).get("us", float("nan"))
+        line = (f"{model_name:8} {b:5} {h:6} {r['numpy']['us']:9.1f} {r['torch']['us']:9.1f} {man:9.1f} "
+                f"{r['torch']['us'] / r['numpy']['us']:11.2f} {man / r['numpy']['us']:12.2f}")
+        if args.memory:
+            mem = {n: peak_memory_mb(n, model_name, b, h, 50) for n in names}
+            r["peak_mb"] = mem
+            line += "   " + "/".join(f"{mem[n]:.1f}" for n in names)
+        print(line, flush=True)
+        results[f"{model_name} batch {b} hidden {h}"] = r
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
