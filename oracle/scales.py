@@ -21,15 +21,16 @@ def backward_by_layer(model, dout):
     return dout, douts
 
 
-def term_scales(model, douts):
+def term_scales(model, douts, top=None):
     """The magnitude of the terms each gradient is summed from: the backward pass run on absolute
     values (|dout|, |weights|, |inputs|), starting from |gradient at the output|. A gradient whose
     true value is (nearly) zero by cancellation, such as a bias feeding BatchNorm or BatchNorm's
     input gradient when dout lies in the span of 1 and xhat, carries rounding of the size of these
     terms, so its error is measured against them (DESIGN.md). Returns {name: scale} for every
-    parameter gradient, and "dx" for the input gradient."""
+    parameter gradient, and "dx" for the input gradient. top: the terms of the gradient at the
+    output, when they are larger than its value (default |douts[last]|)."""
     scales = {}
-    B = np.abs(douts[len(model) - 1]).astype(np.float64)
+    B = np.abs(douts[len(model) - 1]).astype(np.float64) if top is None else top
     for i in reversed(range(len(model))):
         layer = model.layers[i]
         if isinstance(layer, nn.Tanh):  # the terms of 1 - h^2 are 1 and h^2: it cancels as h -> +-1

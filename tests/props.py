@@ -77,9 +77,11 @@ def output_scale(layer, x):
     if isinstance(layer, nn.Linear):
         terms = np.abs(np.asarray(x, np.float64)) @ np.abs(layer.weight.data.astype(np.float64))
         return float((terms + (np.abs(layer.bias.data) if layer.bias is not None else 0)).max())
-    if isinstance(layer, nn.BatchNorm1d):
+    if isinstance(layer, nn.BatchNorm1d):  # g * (x - mean) * istd + b, in whatever association
         xc, istd, _ = layer.cache
-        return float((np.abs(layer.weight.data * xc * istd) + np.abs(layer.bias.data)).max())
+        x2 = np.abs(np.asarray(x, np.float64)).reshape(xc.shape)
+        mean = np.abs(x2 - xc)  # the batch mean in training, the running mean in eval
+        return float((np.abs(layer.weight.data * istd) * (x2 + mean) + np.abs(layer.bias.data)).max())
     return None
 
 
@@ -95,7 +97,14 @@ def twin_disagreements(model, x, targets=None, dout=None):
     out, loss, dx, inputs, douts = our_pass(model, x, targets=targets, dout=dout)
     bn_inputs = [x for layer, x in zip(model.layers, inputs) if isinstance(layer, nn.BatchNorm1d) and layer.training]
     require(all(resolvable(x, dtype, len(bn_inputs)) for x in bn_inputs))
-    scales = term_scales(model, douts)
+    top = None
+    if targets is not None:  # dlogits = (softmax - onehot) / N cancels where the softmax is sure
+        z = np.asarray(out, np.float64)
+        top = np.exp(z - z.max(1, keepdims=True))
+        top /= top.sum(1, keepdims=True)
+        top[np.arange(len(z)), targets] += 1
+        top /= len(z)
+    scales = term_scales(model, douts, top)
     pairs = [("out", out, ref["out"], output_scale(model.layers[-1], inputs[-1]))]
     if loss is not None:  # mean(logsumexp - logit of the target): measured against those terms
         z = np.asarray(out, np.float64)
