@@ -1,8 +1,15 @@
 """Hypothesis profiles: `ci` (default; bounded, deterministic, no example database) and
-`thorough` (long local runs). Choose with NUMPY_NINJA_PROFILE=thorough."""
+`thorough` (long local runs). Choose with NUMPY_NINJA_PROFILE=thorough.
+
+torch runs on one thread: the oracle's tensors are tiny, and on a busy 2-core machine two torch
+threads wait on each other (measured here: 117 ms against 1.6 ms for one forward and backward of
+the exercise-4 twin)."""
 import os
 
+import torch
 from hypothesis import HealthCheck, settings
+
+torch.set_num_threads(1)
 
 settings.register_profile(
     "ci", max_examples=100, derandomize=True, database=None, deadline=None,
