@@ -3,6 +3,13 @@
 Torch's own modules wherever torch has them (nn.Embedding, nn.Flatten, nn.Linear, nn.BatchNorm1d
 for the biased estimator, nn.Tanh, F.cross_entropy); small modules here only where it has none
 (FlattenConsecutive; BatchNorm normalising with the unbiased n-1 variance).
+
+    build_twin(module, dtype=None) -> torch.nn.Module
+    run_twin(module, x, targets=None, dout=None) -> {"out", "loss", "dx", "grads", "buffers"}
+
+`module` is a numpy_ninja layer or Sequential; everything returned is keyed by its own
+``named_parameters()`` / ``named_buffers()`` names and shaped in its layout (Linear weight
+(fan_in, fan_out); torch's is the transpose).
 """
 import numpy as np
 import torch
@@ -26,7 +33,7 @@ class FlattenConsecutive(nn.Module):
 
 
 class ChannelsLastBatchNorm1d(nn.BatchNorm1d):
-    """torch's BatchNorm1d on (N, C) or channels-last (N, L, C) input (torch wants (N, C, L))."""
+    """torch's BatchNorm1d on (N, C) or channels-last (N, L, C) input (it wants (N, C, L))."""
 
     def forward(self, x):
         if x.ndim == 2:
@@ -35,8 +42,9 @@ class ChannelsLastBatchNorm1d(nn.BatchNorm1d):
 
 
 class UnbiasedBatchNorm1d(nn.Module):
-    """BatchNorm that normalises with the n-1 variance in training (the lecture's); running
-    statistics as torch keeps them. Input (N, C) or (N, L, C), statistics over all but the last axis."""
+    """BatchNorm that normalises with the n-1 variance in training (the lecture's). Input (N, C) or
+    (N, L, C), statistics over all but the last axis. Running statistics as torch keeps them:
+    running = (1 - momentum) * running + momentum * batch statistic, the variance unbiased."""
 
     def __init__(self, dim, eps, momentum):
         super().__init__()
@@ -58,8 +66,14 @@ class UnbiasedBatchNorm1d(nn.Module):
         return self.weight * (x - mean) / torch.sqrt(var + self.eps) + self.bias
 
 
+def torch_dtype(dtype):
+    """The torch dtype of a NumPy dtype (a torch dtype is returned as it is)."""
+    return dtype if isinstance(dtype, torch.dtype) else torch.from_numpy(np.zeros(0, dtype)).dtype
+
+
 def twin_module(layer, dtype):
-    """The torch module for one numpy_ninja layer, in dtype, with its parameters and buffers copied."""
+    """The torch module for one numpy_ninja layer (not a Sequential), in dtype, with copies of its
+    parameters and buffers, in the layer's train/eval mode."""
     if isinstance(layer, nn_np.Embedding):
         m = nn.Embedding(*layer.weight.shape)
     elif isinstance(layer, nn_np.Flatten):
@@ -76,8 +90,11 @@ def twin_module(layer, dtype):
         m = nn.Tanh()
     else:
         raise TypeError(f"no torch twin for {type(layer).__name__}")
-    m = m.to(dtype)
-    m.load_state_dict(to_torch_layout(layer), strict=False)  # strict=False: num_batches_tracked
+    m = m.to(torch_dtype(dtype))
+    state = to_torch_layout(layer)
+    if isinstance(m, nn.BatchNorm1d):  # torch's counter, which we do not keep (momentum is set)
+        state["num_batches_tracked"] = m.num_batches_tracked
+    m.load_state_dict(state)  # strict: every name and shape must match
     return m.train(layer.training)
 
 
@@ -91,24 +108,39 @@ def to_torch_layout(layer):
     return state
 
 
-def build_twin(model, dtype):
-    """torch.nn.Sequential twin of a numpy_ninja.Sequential, in dtype (a torch dtype)."""
-    return nn.Sequential(*(twin_module(layer, dtype) for layer in model.layers))
+def _layers(module):
+    """(name prefix, layer) for every layer of a Sequential, or ("", module) for a single layer."""
+    if isinstance(module, nn_np.Sequential):
+        return [(f"{i}.", layer) for i, layer in enumerate(module.layers)]
+    return [("", module)]
 
 
-def run_twin(model, x, targets=None, dout=None):
-    """Forward and backward through the twin of `model` (a numpy_ninja Sequential).
+def build_twin(module, dtype=None):
+    """The torch twin of a numpy_ninja layer or Sequential (an nn.Sequential with the same indices,
+    so the same state_dict names). dtype: NumPy or torch dtype, default the module's parameters'
+    (a module without parameters computes in its input's dtype)."""
+    if dtype is None:
+        params = module.parameters()
+        dtype = params[0].data.dtype if params else np.float64
+    twins = [twin_module(layer, dtype) for _, layer in _layers(module)]
+    return nn.Sequential(*twins) if isinstance(module, nn_np.Sequential) else twins[0]
 
-    x: the model's input (integer contexts, or float activations). The loss is
-    F.cross_entropy(out, targets) when targets are given, else sum(out * dout) so that the
-    upstream gradient is dout. Returns a dict of NumPy arrays in our names and layouts:
-    out, loss (float), dx (None for integer input), grads {name: array} keyed as
-    model.named_parameters(), buffers {name: array} keyed as model.named_buffers() (after the
-    forward, so training-mode running statistics are updated).
+
+def run_twin(module, x, targets=None, dout=None):
+    """Forward and backward through the twin of `module` (a numpy_ninja layer or Sequential; it is
+    not modified: the twin holds copies of its state).
+
+    x: the input, (N, ...) integer indices or floats in the module's dtype.
+    targets: (N,) integers: loss = F.cross_entropy(out, targets), out (N, V). Otherwise
+    dout, shaped like the output: loss = sum(out * dout), so that the upstream gradient is dout.
+
+    Returns NumPy arrays in our names and layouts: "out" (the output), "loss" (float), "dx" (shaped
+    like x; None for integer input), "grads" {name: array} keyed and shaped as
+    module.named_parameters(), "buffers" {name: array} keyed as module.named_buffers(), after the
+    forward (so training-mode running statistics are updated).
     """
-    params = model.parameters()
     x = torch.tensor(np.asarray(x))
-    twin = build_twin(model, torch.from_numpy(params[0].data[:0]).dtype if params else x.dtype)
+    twin = build_twin(module)
     if x.is_floating_point():
         x.requires_grad_(True)
     out = twin(x)
@@ -117,11 +149,14 @@ def run_twin(model, x, targets=None, dout=None):
     else:
         loss = (out * torch.tensor(np.asarray(dout))).sum()
     loss.backward()
-    grads = {}
-    for i, (layer, module) in enumerate(zip(model.layers, twin)):
-        for name, p in module.named_parameters():
-            transposed = isinstance(layer, nn_np.Linear) and name == "weight"
-            grads[f"{i}.{name}"] = p.grad.numpy().T if transposed else p.grad.numpy()
-    theirs = dict(twin.named_buffers())
+    twins = twin if isinstance(module, nn_np.Sequential) else [twin]
+    grads, buffers = {}, {}
+    for (prefix, layer), m in zip(_layers(module), twins):
+        for name, p in m.named_parameters():
+            g = p.grad.numpy()
+            grads[prefix + name] = g.T if isinstance(layer, nn_np.Linear) and name == "weight" else g
+        theirs = dict(m.named_buffers())
+        for name, _ in layer.named_buffers():
+            buffers[prefix + name] = theirs[name].numpy()
     return dict(out=out.detach().numpy(), loss=loss.item(), dx=x.grad.numpy() if x.requires_grad else None,
-                grads=grads, buffers={name: theirs[name].numpy() for name, _ in model.named_buffers()})
+                grads=grads, buffers=buffers)
