@@ -26,7 +26,6 @@ def learning_rate(config, step):
 class NonFiniteLoss(ArithmeticError):
     def __init__(self, step, loss):
         super().__init__(f"the loss became {loss} at step {step}")
-        self.step = step
 
 
 def flatten_parameters(params):
