@@ -134,12 +134,12 @@ def twin_disagreements(model, x, targets=None, dout=None):
     return bad
 
 
-def atomic_disagreements(params, Xb, Yb, backprop=atomic.manual_backprop):
+def atomic_disagreements(params, Xb, Yb):
     """All 26 gradients of the broken-up graph (and the loss) against autograd."""
     dtype = params["C"].dtype
     _, t = atomic.forward(params, Xb, Yb)
     require(resolvable(t["hprebn"], dtype))
-    loss, grads = backprop(params, Xb, Yb)
+    loss, grads = atomic.manual_backprop(params, Xb, Yb)
     ref_loss, ref = autograd_backprop(params, Xb, Yb)
     scales = atomic_term_scales(t, Xb)
     bad = []
@@ -151,6 +151,28 @@ def atomic_disagreements(params, Xb, Yb, backprop=atomic.manual_backprop):
         a = agreement(grads[name], ref[name], scales.get(name))
         if not a.passes(dtype):
             bad.append((name, a))
+    return bad
+
+
+def one_step_disagreements(params, Xb, Yb):
+    """The one-step backward of exercise 2 (cross_entropy_backward -> dlogits) and exercise 3
+    (batchnorm_backward -> dhprebn, fed autograd's dhpreact), and every gradient of fast_backprop,
+    against autograd: [(what, Agreement)] for those breaking the tolerance."""
+    dtype = params["C"].dtype
+    _, t = atomic.forward(params, Xb, Yb)
+    require(resolvable(t["hprebn"], dtype))
+    _, ref = autograd_backprop(params, Xb, Yb)
+    scales = atomic_term_scales(t, Xb)
+    pairs = [("dlogits", atomic.cross_entropy_backward(t["logits"], Yb), "logits"),
+             ("dhprebn", atomic.batchnorm_backward(ref["hpreact"], t["bngain"], t["bnraw"], t["bnvar_inv"]), "hprebn")]
+    _, fast = atomic.fast_backprop(params, Xb, Yb)
+    pairs += [(f"fast {name}", g, name) for name, g in fast.items()]
+    bad = []
+    for what, ours, name in pairs:
+        assert ours.shape == ref[name].shape and ours.dtype == dtype, what
+        a = agreement(ours, ref[name], scales[name])
+        if not a.passes(dtype):
+            bad.append((what, a))
     return bad
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import numpy_ninja as nn
 from numpy_ninja import atomic, layers, models
-from props import atomic_disagreements, twin_disagreements
+from props import atomic_disagreements, one_step_disagreements, twin_disagreements
 
 
 def mutant(func, old, new):
@@ -47,6 +47,7 @@ def network(seed=0, unbiased=True, hierarchical=False):
 
 def test_unmutated_code_passes():
     assert atomic_disagreements(*lecture_case()) == []
+    assert one_step_disagreements(*lecture_case()) == []
     for hierarchical in (False, True):
         for unbiased in (False, True):
             model, X, Y = network(unbiased=unbiased, hierarchical=hierarchical)
@@ -65,22 +66,44 @@ def test_unmutated_code_passes():
     # one part in a million
     ('g["h"] = dh = dlogits @ t["W2"].T', 'g["h"] = dh = dlogits @ t["W2"].T * (1 + 1e-6)', "h"),
 ])
-def test_atomic_mutants_are_reported(old, new, first_wrong):
-    bad = atomic_disagreements(*lecture_case(), backprop=mutant(atomic.manual_backprop, old, new))
+def test_atomic_mutants_are_reported(monkeypatch, old, new, first_wrong):
+    monkeypatch.setattr(atomic, "manual_backprop", mutant(atomic.manual_backprop, old, new))
+    bad = atomic_disagreements(*lecture_case())
     assert first_wrong in [name for name, _ in bad]
 
 
-# ---------------------------------------------------------------- the layers
+# ---------------------------------------------------------------- the one-step backward
 
-@pytest.mark.parametrize("cls, old, new", [
-    (layers.BatchNorm1d, "d = 1 if self.unbiased else 0", "d = 0"),  # forgotten Bessel factor
-    (layers.Embedding, "np.matmul(onehot, dout.reshape(-1, E), out=self.weight.grad)",
-     "self.weight.grad[...] = 0\n    self.weight.grad[x] = dout.reshape(-1, E)"),  # rows overwritten
+@pytest.mark.parametrize("func, old, new, reported", [
+    # the forgotten Bessel factor in exercise 3
+    (atomic.batchnorm_backward, "n / (n - 1) * bnraw", "bnraw", {"dhprebn", "fast W1"}),
+    # exercise 2 off by one part in a million
+    (atomic.cross_entropy_backward, "return dlogits / n", "return dlogits / n * (1 + 1e-6)",
+     {"dlogits", "fast W2", "fast W1"}),
+    # embedding rows overwritten instead of accumulated
+    (atomic.fast_backprop, "np.add.at(dC, Xb, (dhprebn @ t[\"W1\"].T).reshape(t[\"emb\"].shape))",
+     "dC[Xb] = (dhprebn @ t[\"W1\"].T).reshape(t[\"emb\"].shape)", {"fast C"}),
 ])
-def test_layer_mutants_are_reported(monkeypatch, cls, old, new):
+def test_one_step_mutants_are_reported(monkeypatch, func, old, new, reported):
+    monkeypatch.setattr(atomic, func.__name__, mutant(func, old, new))  # fast_backprop calls them by name
+    bad = {what for what, _ in one_step_disagreements(*lecture_case())}
+    assert reported <= bad
+
+
+# ---------------------------------------------------------------- the layers
+# mlp: 0 Embedding, 1 Flatten, 2 Linear, 3 BatchNorm1d, 4 Tanh, 5 Linear
+# wavenet(block 4): 0 Embedding, 1 FlattenConsecutive, 2 Linear, 3 BatchNorm1d, 4 Tanh, 5..8 again, 9 Linear
+
+@pytest.mark.parametrize("cls, old, new, reported", [
+    (layers.BatchNorm1d, "d = 1 if self.unbiased else 0", "d = 0",  # forgotten Bessel factor
+     {"grad 2.weight", "grad 0.weight"}),
+    (layers.Embedding, "np.matmul(onehot, dout.reshape(-1, E), out=self.weight.grad)",
+     "self.weight.grad[...] = 0\n    self.weight.grad[x] = dout.reshape(-1, E)", {"grad 0.weight"}),  # rows overwritten
+])
+def test_layer_mutants_are_reported(monkeypatch, cls, old, new, reported):
     monkeypatch.setattr(cls, "backward", mutant(cls.backward, old, new))
     model, X, Y = network(unbiased=True)
-    assert twin_disagreements(model, X, targets=Y) != []
+    assert reported <= {what for what, _ in twin_disagreements(model, X, targets=Y)}
 
 
 def off_by_a_millionth(backward, where):
@@ -95,19 +118,24 @@ def off_by_a_millionth(backward, where):
     return mutated
 
 
-@pytest.mark.parametrize("cls, where", [
-    (layers.Linear, "input"), (layers.Linear, "params"), (layers.BatchNorm1d, "input"),
-    (layers.BatchNorm1d, "params"), (layers.Tanh, "input"), (layers.Embedding, "params"),
-    (layers.Flatten, "input"), (layers.FlattenConsecutive, "input"),
+@pytest.mark.parametrize("cls, where, reported", [
+    (layers.Linear, "input", {"grad 2.weight", "grad 0.weight"}),
+    (layers.Linear, "params", {"grad 5.weight", "grad 5.bias", "grad 2.weight"}),
+    (layers.BatchNorm1d, "input", {"grad 2.weight", "grad 0.weight"}),
+    (layers.BatchNorm1d, "params", {"grad 3.weight", "grad 3.bias"}),
+    (layers.Tanh, "input", {"grad 3.weight", "grad 3.bias", "grad 2.weight"}),
+    (layers.Embedding, "params", {"grad 0.weight"}),
+    (layers.Flatten, "input", {"grad 0.weight"}),
+    (layers.FlattenConsecutive, "input", {"grad 2.weight", "grad 0.weight"}),
 ])
-def test_one_part_in_a_million_is_reported(monkeypatch, cls, where):
+def test_one_part_in_a_million_is_reported(monkeypatch, cls, where, reported):
     monkeypatch.setattr(cls, "backward", off_by_a_millionth(cls.backward, where))
     model, X, Y = network(hierarchical=cls is layers.FlattenConsecutive)
-    assert twin_disagreements(model, X, targets=Y) != []
+    assert reported <= {what for what, _ in twin_disagreements(model, X, targets=Y)}
 
 
 def test_cross_entropy_one_part_in_a_million_is_reported(monkeypatch):
     backward = layers.CrossEntropyLoss.backward
     monkeypatch.setattr(layers.CrossEntropyLoss, "backward", lambda self: backward(self) * (1 + 1e-6))
     model, X, Y = network()
-    assert twin_disagreements(model, X, targets=Y) != []
+    assert {"grad 5.weight", "grad 5.bias"} <= {what for what, _ in twin_disagreements(model, X, targets=Y)}
