@@ -59,7 +59,7 @@ def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda:
         if ix is None or step % BLOCK == 0:
             ix = batch_indices(config["seed"], len(Ytr), config["batch_size"], step)
         rows = ix[step % BLOCK]
-        loss = criterion(model(Xtr[rows]), Ytr[rows])
+        loss = criterion(model(Xtr.take(rows, axis=0)), Ytr.take(rows))
         if not math.isfinite(loss):
             raise NonFiniteLoss(step, loss)
         model.backward(criterion.backward())
