@@ -4,8 +4,10 @@ Variants, on the same batches from the same initialisation (float32):
   numpy         numpy_ninja.train.train_steps, the step `numpy-ninja train` runs
   torch         the model's twin (oracle.twin) with autograd: loss.backward() + SGD
   torch-manual  the lecture's exercise-4 loop in torch under no_grad (MLP only)
-Rounds of --round steps go round-robin through the variants, --rounds times; a variant's figure is
-the median over its rounds of microseconds per step. Peak memory (--memory) is measured in a fresh
+Rounds of up to 200 steps go round-robin through the variants, 21 times (--quick: 7 rounds of 100,
+default network only). A variant's time is the median over its rounds of microseconds per step; its
+ratio to numpy is the median over the rounds of its time over numpy's in the same round, which
+cancels most of a shared machine's drift in speed. Peak memory (--memory) is measured in a fresh
 process per variant and size: the peak resident set during 50 steps (VmHWM, reset after set-up)
 minus the resident set after set-up.
 
@@ -118,7 +120,9 @@ VARIANTS = {"numpy": numpy_variant, "torch": torch_variant, "torch-manual": manu
 
 
 def time_variants(model_name, batch_size, hidden, rounds, round_steps, names):
-    """Median us/step per variant, the rounds interleaved; and each variant's first and last loss."""
+    """Per variant: median us/step over the rounds, the median over the rounds of its time
+    relative to numpy's in the same round (this machine's speed drifts between rounds; a ratio
+    of adjacent rounds cancels most of it), and its first and last loss."""
     runs, first, times = {}, {}, {n: [] for n in names}
     for name in names:
         runs[name] = VARIANTS[name](*setup(model_name, batch_size, hidden))
@@ -129,7 +133,9 @@ def time_variants(model_name, batch_size, hidden, rounds, round_steps, names):
             t0 = time.perf_counter()
             last = runs[name](round_steps)
             times[name].append((time.perf_counter() - t0) / round_steps * 1e6)
-    return {n: dict(us=float(np.median(times[n])), first_loss=first[n], last_loss=last) for n in names}
+    base = np.array(times["numpy"])
+    return {n: dict(us=float(np.median(times[n])), per_numpy=float(np.median(np.array(times[n]) / base)),
+                    first_loss=first[n], last_loss=last) for n in names}
 
 
 def peak_memory_mb(variant, model_name, batch_size, hidden, steps):
@@ -162,26 +168,28 @@ def main():
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
-    rounds, round_steps = (5, 100) if args.quick else (15, 200)
+    rounds, round_steps = (7, 100) if args.quick else (21, 200)
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"{os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
-    print(f"median us/step over {rounds} interleaved rounds of up to {round_steps} steps "
-          f"(fewer for larger sizes), float32\n")
+    print(f"float32; {rounds} interleaved rounds of up to {round_steps} steps (fewer for larger sizes);\n"
+          f"us/step: median over the rounds; x numpy: median over the rounds of the variant's time over\n"
+          f"numpy's in the same round\n")
     results = {}
     sizes = [("mlp", 32, 200)] if args.quick else [
         ("mlp", b, h) for h in (200, 1024) for b in (32, 256, 2048)]
     sizes.append(("wavenet", 32, 128))
-    print(f"{'model':8} {'batch':>5} {'hidden':>6} {'numpy':>9} {'torch':>9} {'manual':>9} "
-          f"{'torch/numpy':>11} {'manual/numpy':>12}" + ("   peak MB numpy/torch/manual" if args.memory else ""))
+    print(f"{'model':8} {'batch':>5} {'hidden':>6} {'numpy':>9} {'steps/s':>8} {'torch':>9} {'manual':>9} "
+          f"{'torch x numpy':>13} {'manual x numpy':>14}" + ("   peak MB numpy/torch/manual" if args.memory else ""))
     for model_name, b, h in sizes:
         names = ["numpy", "torch"] + (["torch-manual"] if model_name == "mlp" else [])
         steps = max(5, min(round_steps, round_steps * 6400 // (b * h)))  # ~equal time per size
         r = time_variants(model_name, b, h, rounds, steps, names)
         for n in names:
             assert r[n]["last_loss"] < r[n]["first_loss"], f"{n} did not train"
-        man = r.get("torch-manual", {}).get("us", float("nan"))
-        line = (f"{model_name:8} {b:5} {h:6} {r['numpy']['us']:9.1f} {r['torch']['us']:9.1f} {man:9.1f} "
-                f"{r['torch']['us'] / r['numpy']['us']:11.2f} {man / r['numpy']['us']:12.2f}")
+        man = r.get("torch-manual", {})
+        line = (f"{model_name:8} {b:5} {h:6} {r['numpy']['us']:9.1f} {1e6 / r['numpy']['us']:8.0f} "
+                f"{r['torch']['us']:9.1f} {man.get('us', float('nan')):9.1f} "
+                f"{r['torch']['per_numpy']:13.2f} {man.get('per_numpy', float('nan')):14.2f}")
         if args.memory:
             mem = {n: peak_memory_mb(n, model_name, b, h, 50) for n in names}
             r["peak_mb"] = mem
