@@ -86,13 +86,17 @@ class Vocab:
 def build_dataset(words, vocab, block_size):
     """Context windows. Returns X int64 (N, block_size) and Y int64 (N,), one row per character
     and one for the end of each word; contexts start padded with the boundary token."""
-    stoi = vocab.stoi
-    seqs = [[0] * block_size + [stoi[c] for c in w] + [0] for w in words]
-    if not seqs:
+    if not words:
         return np.zeros((0, block_size), np.int64), np.zeros(0, np.int64)
-    windows = np.concatenate([
-        np.lib.stride_tricks.sliding_window_view(np.array(s, np.int64), block_size + 1)
-        for s in seqs])
+    stoi = vocab.stoi
+    pad = [0] * block_size
+    seqs = np.array([i for w in words for i in pad + [stoi[c] for c in w] + [0]], np.int64)
+    # a word of length L gives the L+1 windows starting at its first L+1 positions
+    counts = np.array([len(w) + 1 for w in words], np.int64)
+    starts = np.cumsum(counts + block_size) - (counts + block_size)  # where each word begins
+    first = np.cumsum(counts) - counts  # its first window's row
+    rows = np.repeat(starts - first, counts) + np.arange(counts.sum())
+    windows = np.lib.stride_tricks.sliding_window_view(seqs, block_size + 1)[rows]
     return np.ascontiguousarray(windows[:, :-1]), windows[:, -1].copy()
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import numpy_ninja as nn
 from numpy_ninja import atomic, models
@@ -63,6 +65,22 @@ def test_windows_of_one_word():
     X, Y = build_dataset(["ab"], v, block_size=2)
     assert X.tolist() == [[0, 0], [0, 1], [1, 2]] and Y.tolist() == [1, 2, 0]
     assert X.dtype == Y.dtype == np.int64
+
+
+@given(st.lists(st.text("abcd", min_size=1, max_size=6), max_size=8), st.integers(1, 5))
+def test_windows_match_the_lectures_loop(words, block_size):
+    """Every word's windows, in order, as the lecture builds them one character at a time."""
+    v = Vocab.from_words(["abcd"])
+    X, Y = build_dataset(words, v, block_size)
+    rows = []
+    for w in words:
+        context = [0] * block_size
+        for ch in w + ".":
+            ix = v.stoi[ch]
+            rows.append((context, ix))
+            context = context[1:] + [ix]
+    assert X.shape == (len(rows), block_size) and Y.shape == (len(rows),)
+    assert X.tolist() == [c for c, _ in rows] and Y.tolist() == [y for _, y in rows]
 
 
 def test_split_is_seeded_disjoint_80_10_10():
