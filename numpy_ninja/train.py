@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .layers import BatchNorm1d, CrossEntropyLoss
+from .layers import BatchNorm1d, CrossEntropyLoss, Sequential
 
 BLOCK = 1000  # batch indices are drawn this many steps at a time
 
@@ -70,14 +70,16 @@ def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda:
 
 def calibrate_batchnorm(model, X):
     """Set every BatchNorm's running mean and variance to the statistics of the whole of X
-    (the lecture's calibration after training), one forward in training mode with momentum 1."""
+    (the lecture's calibration after training): one forward in training mode with momentum 1,
+    through the layers up to the last BatchNorm (those after it do not change the statistics)."""
     bns = [m for m in model.layers if isinstance(m, BatchNorm1d)]
     saved = [bn.momentum for bn in bns]
     try:
         for bn in bns:
             bn.momentum = 1.0
         model.train()
-        model(X)
+        if bns:
+            Sequential(model.layers[:model.layers.index(bns[-1]) + 1])(X)
     finally:
         for bn, m in zip(bns, saved):
             bn.momentum = m

@@ -15,6 +15,7 @@ import numpy_ninja as nn
 from numpy_ninja import atomic, models
 from numpy_ninja.data import DataError, Vocab, build_dataset, load_dataset, load_words, split_words
 from numpy_ninja.gradcheck import numerical_grad, rel_error
+from numpy_ninja.train import calibrate_batchnorm
 from torchfree import BLOCK_TORCH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,6 +186,20 @@ def test_batchnorm_running_statistics_and_eval():
     bn.eval()
     expected = (x - bn.running_mean) / np.sqrt(bn.running_var + 1e-5)
     np.testing.assert_allclose(bn(x), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["mlp", "wavenet"])
+def test_calibration_makes_eval_reproduce_the_whole_set_training_forward(name):
+    """After the lecture's calibration every BatchNorm holds the statistics of its input over the
+    whole set (the n-1 variance the lecture's BatchNorm normalises with), so in eval mode the
+    network reproduces its training-mode forward over that set."""
+    block = 4 if name == "wavenet" else 3
+    model = models.MODELS[name](7, block_size=block, n_embd=3, n_hidden=5, seed=1, dtype=np.float64)
+    X = np.random.default_rng(1).integers(0, 7, (50, block))
+    expected = model.train()(X)
+    calibrate_batchnorm(model, X)
+    assert not model.training
+    np.testing.assert_allclose(model(X), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
