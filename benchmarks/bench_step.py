@@ -24,28 +24,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from numpy_ninja.config import RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
-from numpy_ninja.models import DEFAULTS, build_model
+from numpy_ninja.models import build_model
+from numpy_ninja.optim import SGD
 from numpy_ninja.train import BLOCK, batch_indices, train_steps
 from oracle.twin import build_twin
 
 
-def setup(model_name, batch_size, hidden, seed=42):
-    d = DEFAULTS[model_name]
-    config = dict(model=model_name, seed=seed, dtype="float32", block_size=d["block_size"],
-                  n_embd=d["n_embd"], n_hidden=hidden or d["n_hidden"], batch_size=batch_size,
-                  steps=10**9, lr=0.1, lr_final=0.01, lr_decay_step=10**9)
-    data = load_dataset(default_data_path(), d["block_size"], seed)
+def setup(model_name, batch_size, hidden, seed=None):
+    """The model's defaults at this size, float32, trained at its initial rate throughout."""
+    config = RunConfig(model=model_name, dtype="float32", n_hidden=hidden or None, batch_size=batch_size,
+                       steps=10**9, lr_decay_step=10**9, **({} if seed is None else dict(seed=seed)))
+    data = load_dataset(default_data_path(), config.block_size, config.seed)
     X, Y = data.splits["train"]
     return config, build_model(config, len(data.vocab)), X, Y
 
 
 def numpy_variant(config, model, X, Y):
     lossi = np.zeros(BLOCK * 1000, np.float32)
+    optimizer = SGD(model.parameters(), config.lr)
     step = [0]
 
     def run(n):
-        train_steps(model, X, Y, config, step[0], step[0] + n, lossi)
+        train_steps(model, optimizer, X, Y, config, step[0], step[0] + n, lossi)
         step[0] += n
         return float(lossi[step[0] - 1])
     return run
@@ -59,13 +61,13 @@ def torch_variant(config, model, X, Y):
     def run(n):
         for _ in range(n):
             s = step[0]
-            rows = torch.from_numpy(batch_indices(config["seed"], len(Y), config["batch_size"], s)[s % BLOCK])
+            rows = torch.from_numpy(batch_indices(config.seed, len(Y), config.batch_size, s)[s % BLOCK])
             loss = F.cross_entropy(twin(Xt[rows]), Yt[rows])
             twin.zero_grad(set_to_none=True)
             loss.backward()
             with torch.no_grad():
                 for p in twin.parameters():
-                    p -= config["lr"] * p.grad
+                    p -= config.learning_rate(s) * p.grad
             step[0] += 1
         return loss.item()
     return run
@@ -84,7 +86,7 @@ def manual_variant(config, model, X, Y):
     def run(k):
         for _ in range(k):
             s = step[0]
-            rows = torch.from_numpy(batch_indices(config["seed"], len(Y), config["batch_size"], s)[s % BLOCK])
+            rows = torch.from_numpy(batch_indices(config.seed, len(Y), config.batch_size, s)[s % BLOCK])
             Xb, Yb = Xt[rows], Yt[rows]
             n = Xb.shape[0]
             emb = C[Xb]
@@ -110,7 +112,7 @@ def manual_variant(config, model, X, Y):
             demb = dembcat.view(emb.shape)
             dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, C.shape[1]))
             for q, g in zip(params, [dC, dW1, db1, dW2, db2, dbngain, dbnbias]):
-                q -= config["lr"] * g
+                q -= config.learning_rate(s) * g
             step[0] += 1
         return loss.item()
     return run

@@ -14,13 +14,15 @@ import time
 import torch
 
 from numpy_ninja import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Tanh
+from numpy_ninja.config import DEFAULTS, MODEL_DEFAULTS, RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
-from numpy_ninja.models import DEFAULTS, MODELS
+from numpy_ninja.models import build_model
 from numpy_ninja.train import BLOCK, batch_indices
 
 
-def torch_forward(model, params, buffers, x, training, momentum):
-    """Our Sequential's forward in torch ops, with our parameters; updates running statistics."""
+def torch_forward(model, params, buffers, x, training, momentum=None):
+    """Our Sequential's forward in torch ops, with our parameters; updates running statistics
+    with `momentum` (default: each BatchNorm1d's own)."""
     for i, layer in enumerate(model.layers):
         if isinstance(layer, Embedding):
             x = params[f"{i}.weight"][x]
@@ -38,11 +40,12 @@ def torch_forward(model, params, buffers, x, training, momentum):
             dims = tuple(range(x.ndim - 1))
             rm, rv = buffers[f"{i}.running_mean"], buffers[f"{i}.running_var"]
             if training:
+                m = layer.momentum if momentum is None else momentum
                 mean = x.mean(dims)
                 var = x.var(dims, correction=1 if layer.unbiased else 0)
                 with torch.no_grad():
-                    rm.mul_(1 - momentum).add_(momentum * mean)
-                    rv.mul_(1 - momentum).add_(momentum * x.var(dims, correction=1))
+                    rm.mul_(1 - m).add_(m * mean)
+                    rv.mul_(1 - m).add_(m * x.var(dims, correction=1))
             else:
                 mean, var = rm, rv
             x = params[f"{i}.weight"] * (x - mean) / torch.sqrt(var + layer.eps) + params[f"{i}.bias"]
@@ -55,37 +58,35 @@ def torch_forward(model, params, buffers, x, training, momentum):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    parser.add_argument("--model", choices=tuple(MODEL_DEFAULTS), default=DEFAULTS.model)
     parser.add_argument("--data", default=str(default_data_path()))
-    parser.add_argument("--steps", type=int, default=200_000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    d = DEFAULTS[args.model]
-    data = load_dataset(args.data, d["block_size"], args.seed)
-    model = MODELS[args.model](len(data.vocab), block_size=d["block_size"], n_embd=d["n_embd"],
-                               n_hidden=d["n_hidden"], seed=args.seed)
+    config = RunConfig(model=args.model, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    data = load_dataset(args.data, config.block_size, config.seed)
+    model = build_model(config, len(data.vocab))
     params = {k: torch.tensor(p.data, requires_grad=True) for k, p in model.named_parameters()}
     buffers = {k: torch.tensor(b) for k, b in model.named_buffers()}
     splits = {k: (torch.from_numpy(X), torch.from_numpy(Y)) for k, (X, Y) in data.splits.items()}
     Xtr, Ytr = splits["train"]
-    decay = int(args.steps * d["lr_decay_frac"])
 
     t0 = time.perf_counter()
-    for step in range(args.steps):
+    for step in range(config.steps):
         if step % BLOCK == 0:
-            ix = torch.from_numpy(batch_indices(args.seed, len(Ytr), args.batch_size, step))
+            ix = torch.from_numpy(batch_indices(config.seed, len(Ytr), config.batch_size, step))
         rows = ix[step % BLOCK]
-        logits = torch_forward(model, params, buffers, Xtr[rows], True, 0.1)
+        logits = torch_forward(model, params, buffers, Xtr[rows], True)
         loss = torch.nn.functional.cross_entropy(logits, Ytr[rows])
         for p in params.values():
             p.grad = None
         loss.backward()
-        lr = 0.1 if step < decay else 0.01
+        lr = config.learning_rate(step)
         with torch.no_grad():
             for p in params.values():
                 p -= lr * p.grad

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import RunConfig
 from .data import Vocab
 from .models import build_model
 
@@ -23,7 +24,7 @@ def save_checkpoint(path, model, vocab, config, step, lossi):
     path = Path(path)
     arrays = {f"state/{k}": v for k, v in model.state_dict().items()}
     arrays.update(
-        format=np.array(FORMAT), version=np.array(VERSION), config=np.array(json.dumps(config)),
+        format=np.array(FORMAT), version=np.array(VERSION), config=np.array(json.dumps(config.to_dict())),
         vocab=np.array(vocab.chars), step=np.array(step, np.int64),
         lossi=np.asarray(lossi[:step], np.float32))
     tmp = path.with_name(path.name + ".tmp")
@@ -57,7 +58,7 @@ def load_checkpoint(path):
         if int(arrays["version"]) != VERSION:
             raise CheckpointError(f"{path}: checkpoint version {int(arrays['version'])}, "
                                   f"this numpy-ninja reads version {VERSION}")
-        config = json.loads(str(arrays["config"]))
+        config = RunConfig.from_dict(json.loads(str(arrays["config"])))
         vocab = Vocab(str(arrays["vocab"]))
         step, lossi = int(arrays["step"]), arrays["lossi"]
         model = build_model(config, len(vocab))
@@ -66,6 +67,6 @@ def load_checkpoint(path):
         raise
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: damaged or mismatched checkpoint ({type(e).__name__}: {e})") from None
-    if not 0 <= step <= config["steps"] or lossi.shape != (step,):
+    if not 0 <= step <= config.steps or lossi.shape != (step,):
         raise CheckpointError(f"{path}: inconsistent step count ({step}) and loss history")
     return model, vocab, config, step, lossi

@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import DataError, build_dataset, default_data_path, load_dataset, load_words, split_words
-from .models import DEFAULTS, MODELS, build_model
+from .config import DEFAULTS, DTYPES, MODEL_DEFAULTS, ConfigError, RunConfig
+from .data import (DataError, build_dataset, data_path, data_ref, default_data_path, describe_data,
+                   load_dataset, load_words, split_words)
+from .models import build_model
+from .optim import SGD
 from .sample import sample_names
 from .train import NonFiniteLoss, calibrate_batchnorm, split_loss, train_steps
 
@@ -27,42 +30,20 @@ class CLIError(Exception):
 
 # ---------------------------------------------------------------- train
 
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def option(name):
+    return "--" + name.replace("_", "-")
 
 
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-def learning_rate_arg(text):
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+TRAIN_SETTINGS = ("data", "model", "steps", "batch_size", "seed", "dtype", "lr", "lr_final",
+                  "lr_decay_step", "block_size", "n_embd", "n_hidden", "checkpoint_every")
 
 
 def config_from_args(args):
-    """The run configuration: the model's defaults, overridden by what the user gave."""
-    d = DEFAULTS[args.model]
-    steps = args.steps
-    cfg = dict(
-        model=args.model, data=str(Path(args.data).resolve()), seed=args.seed, dtype=args.dtype,
-        block_size=args.block_size or d["block_size"], n_embd=args.n_embd or d["n_embd"],
-        n_hidden=args.n_hidden or d["n_hidden"], batch_size=args.batch_size, steps=steps,
-        lr=args.lr, lr_final=args.lr_final,
-        lr_decay_step=args.lr_decay_step if args.lr_decay_step is not None
-        else int(steps * d["lr_decay_frac"]))
-    if cfg["batch_size"] < 2:
-        raise CLIError(f"--batch-size {cfg['batch_size']} is too small: BatchNorm needs at least "
-                       "2 rows to estimate a variance")
-    return cfg
+    """The run configuration: RunConfig's defaults, overridden by what the user gave."""
+    given = {k: getattr(args, k) for k in TRAIN_SETTINGS if getattr(args, k) is not None}
+    if "data" in given:
+        given["data"] = data_ref(given["data"])
+    return RunConfig(**given)
 
 
 def new_run_dir(out):
@@ -151,51 +132,47 @@ def write_loss_plot(path, lossi):
 def cmd_train(args):
     resumed = args.resume is not None
     if resumed:
-        given = [f"--{k.replace('_', '-')}" for k in TRAIN_CONFIG_OPTIONS if getattr(args, k) is not None]
-        if given:
-            raise CLIError(f"--resume continues with the run's own configuration; drop {' '.join(given)}")
+        given = [option(k) for k in TRAIN_SETTINGS if getattr(args, k) is not None]
+        if given or args.out:
+            raise CLIError(f"--resume continues with the run's own configuration; drop "
+                           f"{' '.join(given + (['--out'] if args.out else []))}")
         run_dir = Path(args.resume)
         model, vocab, config, start, done = load_checkpoint(run_dir / "checkpoint.npz")
         if (run_dir / "metrics.json").exists():
-            raise CLIError(f"{run_dir} has already finished ({config['steps']} steps)")
-        data = load_dataset(config["data"], config["block_size"], config["seed"])
+            raise CLIError(f"{run_dir} has already finished ({config.steps} steps)")
+        data = load_dataset(data_path(config.data), config.block_size, config.seed)
         if data.vocab != vocab:
-            raise CLIError(f"{config['data']}: its vocabulary no longer matches the checkpoint's")
+            raise CLIError(f"{describe_data(config.data)}: its vocabulary no longer matches the checkpoint's")
     else:
-        for k, v in TRAIN_DEFAULTS.items():
-            if getattr(args, k) is None:
-                setattr(args, k, v)
         config = config_from_args(args)
-        data = load_dataset(config["data"], config["block_size"], config["seed"])
+        data = load_dataset(data_path(config.data), config.block_size, config.seed)
         vocab = data.vocab
-        try:
-            model = build_model(config, len(vocab))
-        except ValueError as e:
-            raise CLIError(str(e)) from None
+        model = build_model(config, len(vocab))
         run_dir, start, done = new_run_dir(args.out), 0, np.zeros(0, np.float32)
     Xtr, Ytr = data.splits["train"]
-    if len(Ytr) < config["batch_size"]:
-        raise CLIError(f"{config['data']}: the training split has {len(Ytr)} examples, fewer than "
-                       f"one batch of {config['batch_size']}")
+    if len(Ytr) < config.batch_size:
+        raise CLIError(f"{describe_data(config.data)}: the training split has {len(Ytr)} examples, "
+                       f"fewer than one batch of {config.batch_size}")
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / "checkpoint.npz"
-    steps = config["steps"]
+    steps = config.steps
     lossi = np.zeros(steps, np.float32)
     lossi[:start] = done
     n_params = sum(p.data.size for p in model.parameters())
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    say(f"{'resuming' if resumed else 'training'} {config['model']} ({n_params:,} parameters, "
-        f"{config['dtype']}) on {len(Ytr):,} examples from {config['data']}; run directory {run_dir}")
+    say(f"{'resuming' if resumed else 'training'} {config.model} ({n_params:,} parameters, "
+        f"{config.dtype}) on {len(Ytr):,} examples from {describe_data(config.data)}; run directory {run_dir}")
 
     t0 = time.perf_counter()
-    every = args.checkpoint_every
+    every = config.checkpoint_every
+    optimizer = SGD(model.parameters(), config.lr)
     progress = Progress(start, steps, args.quiet)
     step = start
     try:
         with StopOnSigint() as sigint:
             while step < steps:
                 stop = min(steps, (step // every + 1) * every, (step // 1000 + 1) * 1000)
-                step = train_steps(model, Xtr, Ytr, config, step, stop, lossi,
+                step = train_steps(model, optimizer, Xtr, Ytr, config, step, stop, lossi,
                                    should_stop=lambda: sigint.requested)
                 if sigint.requested:
                     break
@@ -217,7 +194,7 @@ def cmd_train(args):
     calibrate_batchnorm(model, Xtr)
     save_checkpoint(ckpt, model, vocab, config, step, lossi)
     losses = {k: split_loss(model, *data.splits[k]) for k in SPLITS}
-    metrics = dict(losses, steps=steps, parameters=n_params, seconds=round(seconds, 3), config=config)
+    metrics = dict(losses, steps=steps, parameters=n_params, seconds=round(seconds, 3), config=config.to_dict())
     plotted = write_loss_plot(run_dir / "loss.png", lossi)
     write_json_atomic(run_dir / "metrics.json", metrics)
     print(loss_table(losses))
@@ -251,11 +228,11 @@ def check_vocab(words, vocab, path):
 
 def cmd_eval(args):
     model, vocab, config, _, _ = load_checkpoint(args.checkpoint)
-    path = args.data or config["data"]
+    path = args.data or data_path(config.data)
     words = load_words(path)
     check_vocab(words, vocab, path)
-    parts = dict(zip(SPLITS, split_words(words, config["seed"])))
-    losses = {k: split_loss(model, *build_dataset(ws, vocab, config["block_size"]))
+    parts = dict(zip(SPLITS, split_words(words, config.seed)))
+    losses = {k: split_loss(model, *build_dataset(ws, vocab, config.block_size))
               for k, ws in parts.items()}
     print(loss_table(losses))
     return 0
@@ -268,16 +245,16 @@ def cmd_sample(args):
     unknown = sorted(set(args.prefix) - set(vocab.chars))
     if unknown:
         raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
-    names = sample_names(model, vocab, config["block_size"], args.n, args.seed,
+    names = sample_names(model, vocab, config.block_size, args.n, args.seed,
                          prefix=args.prefix, temperature=args.temperature)
     try:
-        train_words = set(split_words(load_words(config["data"]), config["seed"])[0])
+        train_words = set(split_words(load_words(data_path(config.data)), config.seed)[0])
     except DataError:
         train_words = None
     for name in names:
         print(f"{name} *" if train_words is not None and name in train_words else name)
     if train_words is None:
-        print(f"(training data {config['data']} not found: new names are not marked)", file=sys.stderr)
+        print(f"(training data {describe_data(config.data)} not found: new names are not marked)", file=sys.stderr)
     else:
         seen = sum(name in train_words for name in names)
         print(f"* in the training data ({seen} of {len(names)})", file=sys.stderr)
@@ -286,10 +263,15 @@ def cmd_sample(args):
 
 # ---------------------------------------------------------------- parser
 
-TRAIN_DEFAULTS = dict(model="mlp", steps=200_000, batch_size=32, seed=42,
-                      dtype="float32", lr=0.1, lr_final=0.01)
-TRAIN_CONFIG_OPTIONS = ("data", "model", "steps", "batch_size", "seed", "dtype", "lr", "lr_final",
-                        "lr_decay_step", "block_size", "n_embd", "n_hidden", "out")
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def per_model(key, show=str):
+    return "; ".join(f"{show(d[key])} for {m}" for m, d in MODEL_DEFAULTS.items())
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -307,26 +289,30 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=ArgumentParser)
 
+    d = DEFAULTS
     t = sub.add_parser("train", help="train a model (defaults: the lecture's exercise 4)",
-                       description="Train with SGD on our own gradients. Defaults reproduce the "
-                       "lecture's exercise 4: context 3, embedding 10, hidden 200, batch 32, "
-                       "200,000 steps, lr 0.1 then 0.01 after half the steps.")
-    t.add_argument("--data", help=f"names file, one word per line (default: {default_data_path()})")
-    t.add_argument("--model", choices=sorted(MODELS), help="network (default: mlp)")
+                       description=f"Train with SGD on our own gradients. Defaults reproduce the "
+                       f"lecture's exercise 4: context {d.block_size}, embedding {d.n_embd}, hidden "
+                       f"{d.n_hidden}, batch {d.batch_size}, {d.steps:,} steps, lr {d.lr} then "
+                       f"{d.lr_final} from step {d.lr_decay_step:,}.")
+    t.add_argument("--data", help=f"names file, one word per line (default: the shipped list, now "
+                                  f"{default_data_path()})")
+    t.add_argument("--model", choices=tuple(MODEL_DEFAULTS), help=f"network (default: {d.model})")
     t.add_argument("--out", help="run directory (default: a new folder runs/YYYYmmdd-HHMMSS)")
-    t.add_argument("--steps", type=positive_int, help="SGD steps (default: 200000)")
-    t.add_argument("--batch-size", type=positive_int, help="examples per step, at least 2 (default: 32)")
-    t.add_argument("--seed", type=int, help="seed of the split, the initialisation and the batches (default: 42)")
-    t.add_argument("--dtype", choices=("float32", "float64"), help="floating-point type (default: float32)")
-    t.add_argument("--lr", type=learning_rate_arg, help="learning rate (default: 0.1)")
-    t.add_argument("--lr-final", type=learning_rate_arg, help="learning rate after the decay step (default: 0.01)")
-    t.add_argument("--lr-decay-step", type=non_negative_int,
-                   help="step at which the learning rate drops (default: half the steps; 75%% for wavenet)")
-    t.add_argument("--block-size", type=positive_int, help="context length (default: 3; 8 for wavenet)")
-    t.add_argument("--n-embd", type=positive_int, help="embedding size (default: 10; 24 for wavenet)")
-    t.add_argument("--n-hidden", type=positive_int, help="hidden units (default: 200; 128 for wavenet)")
-    t.add_argument("--checkpoint-every", type=positive_int, default=10_000,
-                   help="write checkpoint.npz every N steps (default: 10000)")
+    t.add_argument("--steps", type=int, help=f"SGD steps (default: {d.steps})")
+    t.add_argument("--batch-size", type=int, help=f"examples per step, at least 2 (default: {d.batch_size})")
+    t.add_argument("--seed", type=int, help=f"seed of the split, the initialisation and the batches, "
+                                            f">= 0 (default: {d.seed})")
+    t.add_argument("--dtype", choices=DTYPES, help=f"floating-point type (default: {d.dtype})")
+    t.add_argument("--lr", type=float, help=f"learning rate (default: {d.lr})")
+    t.add_argument("--lr-final", type=float, help=f"learning rate from the decay step on (default: {d.lr_final})")
+    t.add_argument("--lr-decay-step", type=int, help="step from which --lr-final applies (default: "
+                   + per_model("lr_decay_frac", lambda f: f"{float(f):.0%}% of the steps") + ")")
+    t.add_argument("--block-size", type=int, help=f"context length (default: {per_model('block_size')})")
+    t.add_argument("--n-embd", type=int, help=f"embedding size (default: {per_model('n_embd')})")
+    t.add_argument("--n-hidden", type=int, help=f"hidden units (default: {per_model('n_hidden')})")
+    t.add_argument("--checkpoint-every", type=int,
+                   help=f"write checkpoint.npz every N steps (default: {d.checkpoint_every})")
     t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own configuration")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=cmd_train)
@@ -376,10 +362,11 @@ def main(argv=None):
         args = argparse.Namespace(func=lambda _: run_plugin(registered[argv[0]], argv[1:]))
     else:
         args = build_parser().parse_args(argv)
-        if args.command == "train" and args.data is None and args.resume is None:
-            args.data = str(default_data_path())
     try:
         return args.func(args)
+    except ConfigError as e:
+        print(f"numpy-ninja: error: {option(e.name)}: {e.message}", file=sys.stderr)
+        return EXIT_ERROR
     except (CLIError, DataError, CheckpointError) as e:
         print(f"numpy-ninja: error: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 BOUNDARY = "."
+SHIPPED = "shipped:names.txt"  # how a run refers to the shipped list, wherever it is installed
 
 
 def default_data_path():
@@ -15,6 +16,23 @@ def default_data_path():
     if (root / "setup.cfg").is_file() and (root / "data" / "names.txt").is_file():
         return root / "data" / "names.txt"
     return Path(sys.prefix) / "share" / "numpy-ninja" / "names.txt"
+
+
+def data_ref(path):
+    """What a run records for a names file: SHIPPED for the shipped list (so that the run still
+    finds it after a reinstall moves it), else the file's absolute path."""
+    path = Path(path).resolve()
+    return SHIPPED if path == default_data_path().resolve() else str(path)
+
+
+def data_path(ref):
+    """The file a recorded reference names (see data_ref)."""
+    return default_data_path() if ref == SHIPPED else Path(ref)
+
+
+def describe_data(ref):
+    """A reference for messages: the shipped list is named with where it is now."""
+    return f"the shipped names ({default_data_path()})" if ref == SHIPPED else str(ref)
 
 
 class DataError(ValueError):

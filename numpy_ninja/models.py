@@ -1,10 +1,14 @@
 """The networks of the lectures, built from the layer stack."""
 import numpy as np
 
+from .config import DEFAULTS, MODEL_DEFAULTS
 from .layers import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Sequential, Tanh
 
+MLP, WAVENET = MODEL_DEFAULTS["mlp"], MODEL_DEFAULTS["wavenet"]
 
-def mlp(vocab_size, block_size=3, n_embd=10, n_hidden=200, seed=42, dtype=np.float32):
+
+def mlp(vocab_size, block_size=MLP["block_size"], n_embd=MLP["n_embd"], n_hidden=MLP["n_hidden"],
+        seed=DEFAULTS.seed, dtype=np.dtype(DEFAULTS.dtype)):
     """The exercise-4 network: Embedding -> Flatten -> Linear -> BatchNorm1d(n-1) -> Tanh -> Linear.
 
     The lecture's initialisation, drawn in float64 from one seeded Generator in the lecture's
@@ -36,7 +40,8 @@ def mlp(vocab_size, block_size=3, n_embd=10, n_hidden=200, seed=42, dtype=np.flo
     return model
 
 
-def wavenet(vocab_size, block_size=8, n_embd=24, n_hidden=128, seed=42, dtype=np.float32):
+def wavenet(vocab_size, block_size=WAVENET["block_size"], n_embd=WAVENET["n_embd"],
+            n_hidden=WAVENET["n_hidden"], seed=DEFAULTS.seed, dtype=np.dtype(DEFAULTS.dtype)):
     """The hierarchical network of makemore part 5: the context is fused two at a time through
     FlattenConsecutive(2) -> Linear(no bias) -> BatchNorm1d -> Tanh blocks, then a Linear to
     the vocabulary whose weight starts scaled by 0.1. block_size must be a power of two."""
@@ -56,19 +61,9 @@ def wavenet(vocab_size, block_size=8, n_embd=24, n_hidden=128, seed=42, dtype=np
 
 
 MODELS = {"mlp": mlp, "wavenet": wavenet}
-# per-model defaults: architecture, and the fraction of the steps after which lr drops
-DEFAULTS = {
-    "mlp": dict(block_size=3, n_embd=10, n_hidden=200, lr_decay_frac=0.5),
-    "wavenet": dict(block_size=8, n_embd=24, n_hidden=128, lr_decay_frac=0.75),
-}
 
 
 def build_model(config, vocab_size):
-    """The model a run configuration describes (keys: model, block_size, n_embd, n_hidden, seed, dtype)."""
-    if config["model"] not in MODELS:
-        raise ValueError(f"unknown model {config['model']!r}; choose from {', '.join(MODELS)}")
-    if config["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {config['dtype']!r}")
-    return MODELS[config["model"]](
-        vocab_size, block_size=int(config["block_size"]), n_embd=int(config["n_embd"]),
-        n_hidden=int(config["n_hidden"]), seed=int(config["seed"]), dtype=np.dtype(config["dtype"]))
+    """The model a RunConfig describes (model, block_size, n_embd, n_hidden, seed, dtype)."""
+    return MODELS[config.model](vocab_size, block_size=config.block_size, n_embd=config.n_embd,
+                                n_hidden=config.n_hidden, seed=config.seed, dtype=np.dtype(config.dtype))

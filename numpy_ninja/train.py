@@ -18,52 +18,34 @@ def batch_indices(seed, n_train, batch_size, step):
     return rng.integers(0, n_train, size=(BLOCK, batch_size))
 
 
-def learning_rate(config, step):
-    """config['lr'] until config['lr_decay_step'], then config['lr_final']."""
-    return config["lr"] if step < config["lr_decay_step"] else config["lr_final"]
-
-
 class NonFiniteLoss(ArithmeticError):
     def __init__(self, step, loss):
         super().__init__(f"the loss became {loss} at step {step}")
 
 
-def flatten_parameters(params):
-    """Make every parameter's .data and .grad views into two flat arrays, so that an SGD step is
-    one fused update. Returns (data, grad); values are kept."""
-    data = np.concatenate([p.data.ravel() for p in params])
-    grad = np.zeros_like(data)
-    offset = 0
-    for p in params:
-        size, shape = p.data.size, p.data.shape
-        p.data = data[offset:offset + size].reshape(shape)
-        p.grad = grad[offset:offset + size].reshape(shape)
-        offset += size
-    return data, grad
-
-
 @np.errstate(all="ignore")  # overflow shows up as a non-finite loss, reported below
-def train_steps(model, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda: False):
-    """Run SGD steps start..stop-1 in place; lossi[step] receives each batch loss.
+def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda: False):
+    """Run SGD steps start..stop-1 of the RunConfig's schedule in place; lossi[step] receives
+    each batch loss.
 
     Returns the step reached (stop, or earlier when should_stop() turns true between steps).
     Raises NonFiniteLoss, leaving the parameters as they were before the failing step.
     """
     model.train()
     criterion = CrossEntropyLoss()
-    data, grad = flatten_parameters(model.parameters())
     ix = None
     for step in range(start, stop):
         if should_stop():
             return step
         if ix is None or step % BLOCK == 0:
-            ix = batch_indices(config["seed"], len(Ytr), config["batch_size"], step)
+            ix = batch_indices(config.seed, len(Ytr), config.batch_size, step)
         rows = ix[step % BLOCK]
         loss = criterion(model(Xtr.take(rows, axis=0)), Ytr.take(rows))
         if not math.isfinite(loss):
             raise NonFiniteLoss(step, loss)
         model.backward(criterion.backward())
-        data -= learning_rate(config, step) * grad
+        optimizer.lr = config.learning_rate(step)
+        optimizer.step()
         lossi[step] = loss
     return stop
 

@@ -11,9 +11,11 @@ import torch.nn.functional as F
 
 import numpy_ninja as nn
 from numpy_ninja import atomic
+from numpy_ninja.config import RunConfig
 from numpy_ninja.data import load_dataset
-from numpy_ninja.models import DEFAULTS, build_model
-from numpy_ninja.train import batch_indices, train_steps
+from numpy_ninja.models import build_model
+from numpy_ninja.optim import SGD
+from numpy_ninja.train import BLOCK, batch_indices, train_steps
 from oracle.atomic import autograd_backprop
 from oracle.compare import agreement
 from oracle.scales import atomic_term_scales, backward_by_layer, term_scales
@@ -30,21 +32,20 @@ def row(section, name, dtype, ours, ref, scale=None, note=""):
                 passed=a.passes(dtype), note=note, **a.as_dict())
 
 
-def config_for(args):
-    d = DEFAULTS[args.model]
-    return dict(model=args.model, seed=args.seed, block_size=d["block_size"], n_embd=d["n_embd"],
-                n_hidden=args.hidden or d["n_hidden"], batch_size=args.batch_size, steps=args.steps,
-                lr=0.1, lr_final=0.01, lr_decay_step=int(args.steps * d["lr_decay_frac"]))
+def config_for(args, dtype=np.float32, model=None):
+    """The RunConfig of the report's settings: the model's defaults, the given sizes, `dtype`."""
+    return RunConfig(model=model or args.model, seed=args.seed, n_hidden=args.hidden,
+                     batch_size=args.batch_size, steps=args.steps, dtype=np.dtype(dtype).name)
 
 
 def graph_rows(args, dtype):
     """Sections 1 and 2: the lecture's MLP as the broken-up graph, on one batch of real data."""
-    data = load_dataset(args.data, 3, args.seed)
+    config = config_for(args, dtype, model="mlp")
+    data = load_dataset(args.data, config.block_size, args.seed)
     X, Y = data.splits["train"]
     rows_ix = batch_indices(args.seed, len(Y), args.batch_size, 0)[0]
     Xb, Yb = X[rows_ix], Y[rows_ix]
-    mlp = build_model(dict(model="mlp", seed=args.seed, block_size=3, n_embd=10,
-                           n_hidden=args.hidden or 200, dtype=np.dtype(dtype).name), len(data.vocab))
+    mlp = build_model(config, len(data.vocab))
     params = atomic.params_from_mlp(mlp)
     _, ours = atomic.manual_backprop(params, Xb, Yb)
     _, ref = autograd_backprop(params, Xb, Yb)
@@ -62,8 +63,7 @@ def graph_rows(args, dtype):
 
 def model_rows(args, data, dtype):
     """Section 3: every parameter gradient of the model against its twin, on one batch."""
-    config = dict(config_for(args), dtype=np.dtype(dtype).name)
-    model = build_model(config, len(data.vocab))
+    model = build_model(config_for(args, dtype), len(data.vocab))
     X, Y = data.splits["train"]
     rows_ix = batch_indices(args.seed, len(Y), args.batch_size, 0)[0]
     ref = run_twin(model, X[rows_ix], targets=Y[rows_ix])
@@ -81,8 +81,9 @@ def model_rows(args, data, dtype):
 def lockstep(args, data, dtype):
     """Section 4: ours and the twin trained side by side on identical batches. Per step: both
     losses and the largest relative difference between corresponding parameters."""
-    config = dict(config_for(args), dtype=np.dtype(dtype).name)
+    config = config_for(args, dtype)
     model = build_model(config, len(data.vocab))
+    optimizer = SGD(model.parameters(), config.lr)
     twin = build_twin(model, torch.from_numpy(np.zeros(0, dtype)).dtype)
     theirs = dict(twin.named_parameters())
     transposed = {f"{i}.weight" for i, layer in enumerate(model.layers) if isinstance(layer, nn.Linear)}
@@ -91,13 +92,13 @@ def lockstep(args, data, dtype):
     lossi = np.zeros(args.steps)  # float64: the loss as computed
     ours_loss, torch_loss, divergence = [], [], []
     for step in range(args.steps):
-        rows_ix = batch_indices(args.seed, len(Y), args.batch_size, step)[step % 1000]
-        train_steps(model, X, Y, config, step, step + 1, lossi)
+        rows_ix = batch_indices(args.seed, len(Y), args.batch_size, step)[step % BLOCK]
+        train_steps(model, optimizer, X, Y, config, step, step + 1, lossi)
         logits = twin(Xt[rows_ix])
         loss = F.cross_entropy(logits, Yt[rows_ix])
         twin.zero_grad(set_to_none=True)
         loss.backward()
-        lr = config["lr"] if step < config["lr_decay_step"] else config["lr_final"]
+        lr = config.learning_rate(step)
         with torch.no_grad():
             for p in twin.parameters():
                 p -= lr * p.grad
@@ -114,7 +115,7 @@ def lockstep(args, data, dtype):
 
 def build_report(args):
     """All four sections; returns the report dict that report.json holds."""
-    data = load_dataset(args.data, DEFAULTS[args.model]["block_size"], args.seed)
+    data = load_dataset(args.data, config_for(args).block_size, args.seed)
     rows, pictures, curves = [], {}, {}
     for dtype in DTYPES:
         graph, pictures[np.dtype(dtype).name] = graph_rows(args, dtype)

@@ -13,6 +13,7 @@ import pytest
 
 from numpy_ninja import models
 from numpy_ninja.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numpy_ninja.config import RunConfig
 from numpy_ninja.data import Vocab
 
 from torchfree import BLOCK_TORCH, blocking
@@ -121,7 +122,7 @@ def test_interrupt_and_resume_is_bitwise_identical(names, tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.npz"
-    config = dict(model="mlp", block_size=3, n_embd=2, n_hidden=4, seed=1, dtype="float32", steps=5)
+    config = RunConfig(n_embd=2, n_hidden=4, seed=1, steps=5)
     vocab = Vocab("abc")
     model = models.build_model(config, len(vocab))
     save_checkpoint(path, model, vocab, config, 2, np.ones(5))
@@ -161,7 +162,7 @@ def test_corrupt_and_mismatched_checkpoints_are_rejected(trained, tmp_path):
     (b"", [], "no words"),
     (b"anna\n\xc3\x28bad\n", [], "names.txt:2: not valid UTF-8"),
     (b"anna\nbo.b\n", [], "names.txt:2: the word 'bo.b' contains '.'"),
-    (b"anna\nbob\n", ["--batch-size", "1"], "BatchNorm needs at least 2 rows"),
+    (b"anna\nbob\n", ["--batch-size", "1"], "BatchNorm needs 2 rows"),
     (b"anna\nbob\n", ["--steps", "0"], "--steps: must be a positive integer"),
     (b"anna\nbob\n", ["--lr", "nan"], "--lr: must be a finite number"),
     (b"anna\nbob\n", ["--lr", "-0.1"], "--lr: must be a finite number"),

@@ -9,6 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import numpy_ninja as nn
 from numpy_ninja import atomic, models
+from numpy_ninja.config import RunConfig
 from numpy_ninja.gradcheck import numerical_grad
 from oracle.compare import agreement
 from oracle.twin import run_twin
@@ -238,11 +239,11 @@ def test_logit_maxes_and_bias_before_batchnorm_have_zero_gradient(case):
 def test_lecture_networks_against_twin(data, dtype, name, training):
     """The exercise-4 MLP (12,297 parameters) and the part-5 WaveNet (76,579), as built for
     training, every gradient against the twin, in training and eval mode."""
-    model = models.build_model(dict(model=name, seed=data.draw(st.integers(0, 2**16)), dtype=dtype.name,
-                                    **{k: v for k, v in models.DEFAULTS[name].items() if k != "lr_decay_frac"}), 27)
+    config = RunConfig(model=name, seed=data.draw(st.integers(0, 2**16)), dtype=dtype.name)
+    model = models.build_model(config, 27)
     model.train(training)
     N = data.draw(st.sampled_from([2, 3, 32]), label="N")
-    X = data.draw(hnp.arrays(np.int64, (N, models.DEFAULTS[name]["block_size"]), elements=st.integers(0, 26)))
+    X = data.draw(hnp.arrays(np.int64, (N, config.block_size), elements=st.integers(0, 26)))
     Y = data.draw(hnp.arrays(np.int64, N, elements=st.integers(0, 26)))
     assert twin_disagreements(model, X, targets=Y) == []
 

@@ -1,0 +1,151 @@
+"""RunConfig: every setting of a training run, its default, its checks, and the learning-rate
+schedule. The CLI, checkpoints, the oracle's lockstep report and the benchmarks all use it."""
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from fractions import Fraction
+
+from .data import SHIPPED
+
+DTYPES = ("float32", "float64")
+# per-model defaults: architecture, and the fraction of the steps after which lr drops
+MODEL_DEFAULTS = {
+    "mlp": dict(block_size=3, n_embd=10, n_hidden=200, lr_decay_frac=Fraction(1, 2)),
+    "wavenet": dict(block_size=8, n_embd=24, n_hidden=128, lr_decay_frac=Fraction(3, 4)),
+}
+INT64_MAX = 2**63 - 1  # sizes, steps and seeds are stored and indexed as int64
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used. str() is one line starting with the setting's name."""
+
+    def __init__(self, name, message):
+        self.name, self.message = name, message
+        super().__init__(f"{name}: {message}")
+
+
+def _int(name, value, low, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(name, f"must be {what}, got {value!r}")
+    if value > INT64_MAX:
+        raise ConfigError(name, f"must be at most {INT64_MAX} (a 64-bit integer), got {value}")
+    return value
+
+
+def _rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value >= 0):
+        raise ConfigError(name, f"must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The settings of one run. None for block_size, n_embd, n_hidden and lr_decay_step means the
+    model's default (MODEL_DEFAULTS); construction fills them in and checks every field, raising
+    ConfigError."""
+
+    model: str = "mlp"
+    data: str = SHIPPED          # a names file (absolute path), or SHIPPED for the shipped list
+    seed: int = 42
+    dtype: str = "float32"
+    block_size: int = None
+    n_embd: int = None
+    n_hidden: int = None
+    batch_size: int = 32
+    steps: int = 200_000
+    lr: float = 0.1              # SGD rate before lr_decay_step
+    lr_final: float = 0.01       # and from it on
+    lr_decay_step: int = None    # default: the model's lr_decay_frac of the steps
+    lr_changes: tuple = ()       # ((step, lr, lr_final), ...): new rates from that step on (--resume --lr)
+    checkpoint_every: int = 10_000
+
+    def __post_init__(self):
+        d = MODEL_DEFAULTS[_choice("model", self.model, tuple(MODEL_DEFAULTS))]
+        steps = _int("steps", self.steps, 1, "a positive integer")
+        resolved = {k: d[k] if getattr(self, k) is None else getattr(self, k)
+                    for k in ("block_size", "n_embd", "n_hidden")}
+        resolved["lr_decay_step"] = (int(steps * d["lr_decay_frac"]) if self.lr_decay_step is None
+                                     else self.lr_decay_step)
+        for k, v in resolved.items():
+            object.__setattr__(self, k, v)  # frozen: set once, here
+        for k in ("block_size", "n_embd", "n_hidden"):
+            _int(k, getattr(self, k), 1, "a positive integer")
+        _int("lr_decay_step", self.lr_decay_step, 0, "an integer >= 0")
+        if not isinstance(self.data, str) or not self.data:
+            raise ConfigError("data", f"must be a file name, got {self.data!r}")
+        _int("seed", self.seed, 0, "an integer >= 0")
+        _choice("dtype", self.dtype, DTYPES)
+        _int("batch_size", self.batch_size, 2, "at least 2 (BatchNorm needs 2 rows to estimate a variance)")
+        _int("checkpoint_every", self.checkpoint_every, 1, "a positive integer")
+        object.__setattr__(self, "lr", _rate("lr", self.lr))
+        object.__setattr__(self, "lr_final", _rate("lr_final", self.lr_final))
+        object.__setattr__(self, "lr_changes", self._checked_changes())
+        T = self.block_size
+        if self.model == "wavenet" and (T < 2 or T & (T - 1)):
+            raise ConfigError("block_size", f"wavenet needs a power-of-two context of at least 2, got {T}")
+
+    def _checked_changes(self):
+        if not isinstance(self.lr_changes, (tuple, list)):
+            raise ConfigError("lr_changes", f"must be a list of [step, lr, lr_final], got {self.lr_changes!r}")
+        out, last = [], -1
+        for change in self.lr_changes:
+            if not isinstance(change, (tuple, list)) or len(change) != 3:
+                raise ConfigError("lr_changes", f"each entry must be [step, lr, lr_final], got {change!r}")
+            step = _int("lr_changes", change[0], last + 1, f"a step in increasing order (after {last})")
+            if step > self.steps:
+                raise ConfigError("lr_changes", f"step {step} is after the last step ({self.steps})")
+            out.append((step, _rate("lr", change[1]), _rate("lr_final", change[2])))
+            last = step
+        return tuple(out)
+
+    def rates_at(self, step):
+        """(lr, lr_final) in force at step `step`: the latest change in lr_changes at or before it."""
+        lr, lr_final = self.lr, self.lr_final
+        for at, lr_at, final_at in self.lr_changes:
+            if step >= at:
+                lr, lr_final = lr_at, final_at
+        return lr, lr_final
+
+    def learning_rate(self, step):
+        """The SGD rate of step `step` (0-based): lr before lr_decay_step, lr_final from it on."""
+        lr, lr_final = self.rates_at(step)
+        return lr if step < self.lr_decay_step else lr_final
+
+    def with_rates(self, step, lr=None, lr_final=None):
+        """This run with new rates from `step` on (what --resume --lr/--lr-final records)."""
+        if lr is not None and step >= self.lr_decay_step:
+            raise ConfigError("lr", f"the run is at step {step}, past its decay step "
+                                    f"({self.lr_decay_step}), where --lr no longer applies: "
+                                    "set --lr-final instead")
+        lr_now, final_now = self.rates_at(step)
+        change = (step, lr_now if lr is None else lr, final_now if lr_final is None else lr_final)
+        return replace(self, lr_changes=tuple(c for c in self.lr_changes if c[0] < step) + (change,))
+
+    def to_dict(self):
+        """JSON-ready: lr_changes as lists."""
+        d = asdict(self)
+        d["lr_changes"] = [list(c) for c in self.lr_changes]
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Strict: every setting present, none unknown (a stored configuration is complete)."""
+        if not isinstance(d, dict):
+            raise ConfigError("config", f"must be a JSON object, got {type(d).__name__}")
+        names = [f.name for f in fields(cls)]
+        missing = [k for k in names if k not in d]
+        if missing:
+            raise ConfigError("config", f"missing setting {', '.join(missing)}")
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError("config", f"unknown setting {', '.join(map(str, unknown))}")
+        return cls(**d)
+
+
+DEFAULTS = RunConfig()  # the defaults, resolved for the default model
