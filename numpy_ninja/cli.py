@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, NonFiniteModel, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, DTYPES, MODEL_DEFAULTS, ConfigError, RunConfig
 from .data import (DataError, build_dataset, data_path, data_ref, default_data_path, describe_data,
                    load_dataset, load_words, split_words)
@@ -137,7 +137,9 @@ def cmd_train(args):
             raise CLIError(f"--resume continues with the run's own configuration; drop "
                            f"{' '.join(given + (['--out'] if args.out else []))}")
         run_dir = Path(args.resume)
-        model, vocab, config, start, done = load_checkpoint(run_dir / "checkpoint.npz")
+        ckpt = load_checkpoint(run_dir / "checkpoint.npz")
+        model, vocab, config, start, done = ckpt.model, ckpt.vocab, ckpt.config, ckpt.step, ckpt.lossi
+        seconds0 = ckpt.seconds
         if (run_dir / "metrics.json").exists():
             raise CLIError(f"{run_dir} has already finished ({config.steps} steps)")
         data = load_dataset(data_path(config.data), config.block_size, config.seed)
@@ -148,7 +150,7 @@ def cmd_train(args):
         data = load_dataset(data_path(config.data), config.block_size, config.seed)
         vocab = data.vocab
         model = build_model(config, len(vocab))
-        run_dir, start, done = new_run_dir(args.out), 0, np.zeros(0, np.float32)
+        run_dir, start, done, seconds0 = new_run_dir(args.out), 0, np.zeros(0, np.float32), 0.0
     Xtr, Ytr = data.splits["train"]
     if len(Ytr) < config.batch_size:
         raise CLIError(f"{describe_data(config.data)}: the training split has {len(Ytr)} examples, "
@@ -178,21 +180,21 @@ def cmd_train(args):
                     break
                 progress.update(step, float(lossi[step - 1]))
                 if step % every == 0 or step == steps:
-                    save_checkpoint(ckpt, model, vocab, config, step, lossi)
+                    save_checkpoint(ckpt, model, vocab, config, step, lossi, seconds0 + time.perf_counter() - t0)
     except NonFiniteLoss as e:
         progress.close()
         last = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written"
         raise CLIError(f"{e}; training stopped ({last}). Try a smaller --lr.") from None
     progress.close()
+    seconds = seconds0 + time.perf_counter() - t0  # over every session of the run
     if step < steps:
-        save_checkpoint(ckpt, model, vocab, config, step, lossi)
+        save_checkpoint(ckpt, model, vocab, config, step, lossi, seconds)
         print(f"interrupted at step {step}/{steps}; saved {ckpt}\n"
               f"resume with: numpy-ninja train --resume {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    seconds = time.perf_counter() - t0
 
     calibrate_batchnorm(model, Xtr)
-    save_checkpoint(ckpt, model, vocab, config, step, lossi)
+    save_checkpoint(ckpt, model, vocab, config, step, lossi, seconds)
     losses = {k: split_loss(model, *data.splits[k]) for k in SPLITS}
     metrics = dict(losses, steps=steps, parameters=n_params, seconds=round(seconds, 3), config=config.to_dict())
     plotted = write_loss_plot(run_dir / "loss.png", lossi)
@@ -227,7 +229,8 @@ def check_vocab(words, vocab, path):
 
 
 def cmd_eval(args):
-    model, vocab, config, _, _ = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    model, vocab, config = ckpt.model, ckpt.vocab, ckpt.config
     path = args.data or data_path(config.data)
     words = load_words(path)
     check_vocab(words, vocab, path)
@@ -241,7 +244,8 @@ def cmd_eval(args):
 def cmd_sample(args):
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         raise CLIError(f"--temperature must be a finite number > 0, got {args.temperature}")
-    model, vocab, config, _, _ = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    model, vocab, config = ckpt.model, ckpt.vocab, ckpt.config
     unknown = sorted(set(args.prefix) - set(vocab.chars))
     if unknown:
         raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
@@ -367,7 +371,7 @@ def main(argv=None):
     except ConfigError as e:
         print(f"numpy-ninja: error: {option(e.name)}: {e.message}", file=sys.stderr)
         return EXIT_ERROR
-    except (CLIError, DataError, CheckpointError) as e:
+    except (CLIError, DataError, CheckpointError, NonFiniteModel) as e:
         print(f"numpy-ninja: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

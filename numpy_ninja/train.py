@@ -50,6 +50,11 @@ def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_s
     return stop
 
 
+def is_finite(model):
+    """Whether every parameter and running statistic of the model is finite."""
+    return all(np.isfinite(a).all() for a in model.state_dict().values())
+
+
 def calibrate_batchnorm(model, X):
     """Set every BatchNorm's running mean and variance to the statistics of the whole of X
     (the lecture's calibration after training): one forward in training mode with momentum 1,
