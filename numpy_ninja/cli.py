@@ -7,14 +7,15 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import CheckpointError, NonFiniteModel, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, DTYPES, MODEL_DEFAULTS, ConfigError, RunConfig
-from .data import (DataError, build_dataset, data_path, data_ref, default_data_path, describe_data,
-                   load_dataset, load_words, split_words)
+from .data import (DataError, Dataset, build_dataset, data_path, data_ref, default_data_path, describe_data,
+                   load_words, split_words, words_sha256)
 from .models import build_model
 from .optim import SGD
 from .sample import sample_names
@@ -142,12 +143,18 @@ def cmd_train(args):
         seconds0 = ckpt.seconds
         if (run_dir / "metrics.json").exists():
             raise CLIError(f"{run_dir} has already finished ({config.steps} steps)")
-        data = load_dataset(data_path(config.data), config.block_size, config.seed)
+        words = load_words(data_path(config.data))
+        if words_sha256(words) != config.data_sha256:
+            raise CLIError(f"{describe_data(config.data)} is not the data {run_dir} was trained on "
+                           "(its words changed); resume needs the same word list")
+        data = Dataset.from_words(data_path(config.data), words, config.block_size, config.seed)
         if data.vocab != vocab:
             raise CLIError(f"{describe_data(config.data)}: its vocabulary no longer matches the checkpoint's")
     else:
         config = config_from_args(args)
-        data = load_dataset(data_path(config.data), config.block_size, config.seed)
+        words = load_words(data_path(config.data))
+        config = replace(config, data_sha256=words_sha256(words))
+        data = Dataset.from_words(data_path(config.data), words, config.block_size, config.seed)
         vocab = data.vocab
         model = build_model(config, len(vocab))
         run_dir, start, done, seconds0 = new_run_dir(args.out), 0, np.zeros(0, np.float32), 0.0
@@ -228,11 +235,23 @@ def check_vocab(words, vocab, path):
         raise CLIError(f"{path}: characters the model has never seen: {''.join(unknown)!r}")
 
 
+def run_words(config, given):
+    """The words to evaluate a run on: `given` (--data) as it is, else the run's own data, which
+    must still be the list it was trained on."""
+    if given is not None:
+        return given, load_words(given)
+    path = data_path(config.data)
+    words = load_words(path)
+    if words_sha256(words) != config.data_sha256:
+        raise CLIError(f"{describe_data(config.data)} has changed since the model was trained (its "
+                       f"words differ); to evaluate on it as it is now, pass --data {path}")
+    return path, words
+
+
 def cmd_eval(args):
     ckpt = load_checkpoint(args.checkpoint)
     model, vocab, config = ckpt.model, ckpt.vocab, ckpt.config
-    path = args.data or data_path(config.data)
-    words = load_words(path)
+    path, words = run_words(config, args.data)
     check_vocab(words, vocab, path)
     parts = dict(zip(SPLITS, split_words(words, config.seed)))
     losses = {k: split_loss(model, *build_dataset(ws, vocab, config.block_size))
@@ -252,13 +271,13 @@ def cmd_sample(args):
     names = sample_names(model, vocab, config.block_size, args.n, args.seed,
                          prefix=args.prefix, temperature=args.temperature)
     try:
-        train_words = set(split_words(load_words(data_path(config.data)), config.seed)[0])
-    except DataError:
-        train_words = None
+        train_words = set(split_words(run_words(config, None)[1], config.seed)[0])
+    except (DataError, CLIError) as e:
+        train_words, note = None, f"(new names are not marked: {e})"
     for name in names:
         print(f"{name} *" if train_words is not None and name in train_words else name)
     if train_words is None:
-        print(f"(training data {describe_data(config.data)} not found: new names are not marked)", file=sys.stderr)
+        print(note, file=sys.stderr)
     else:
         seen = sum(name in train_words for name in names)
         print(f"* in the training data ({seen} of {len(names)})", file=sys.stderr)

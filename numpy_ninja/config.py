@@ -1,6 +1,7 @@
 """RunConfig: every setting of a training run, its default, its checks, and the learning-rate
 schedule. The CLI, checkpoints, the oracle's lockstep report and the benchmarks all use it."""
 import math
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 
@@ -52,6 +53,7 @@ class RunConfig:
 
     model: str = "mlp"
     data: str = SHIPPED          # a names file (absolute path), or SHIPPED for the shipped list
+    data_sha256: str = ""        # the word list's hash (data.words_sha256), set when data is loaded
     seed: int = 42
     dtype: str = "float32"
     block_size: int = None
@@ -79,6 +81,8 @@ class RunConfig:
         _int("lr_decay_step", self.lr_decay_step, 0, "an integer >= 0")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("data", f"must be a file name, got {self.data!r}")
+        if not (isinstance(self.data_sha256, str) and re.fullmatch(r"([0-9a-f]{64})?", self.data_sha256)):
+            raise ConfigError("data_sha256", f"must be a SHA-256 hex digest, got {self.data_sha256!r}")
         _int("seed", self.seed, 0, "an integer >= 0")
         _choice("dtype", self.dtype, DTYPES)
         _int("batch_size", self.batch_size, 2, "at least 2 (BatchNorm needs 2 rows to estimate a variance)")

@@ -1,4 +1,6 @@
 """Names data: read a word list, build the vocabulary, the context windows and the split."""
+import codecs
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +37,24 @@ def describe_data(ref):
     return f"the shipped names ({default_data_path()})" if ref == SHIPPED else str(ref)
 
 
+def words_sha256(words):
+    """The identity of a word list: SHA-256 of its words, one per line. The split and the
+    examples depend on nothing else, so line endings, blank lines and a byte-order mark do not
+    change it, and any change to a word does."""
+    return hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()
+
+
 class DataError(ValueError):
     """A names file that cannot be used; the message names the file (and line)."""
 
 
 def load_words(path):
-    """Words of a UTF-8 file, one per line: whitespace stripped, blank lines skipped, CRLF accepted."""
+    """Words of a UTF-8 file, one per line: whitespace stripped, blank lines skipped, CRLF and a
+    leading byte-order mark accepted."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise DataError(f"{path}: not a regular file (a names file is read whole)")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
@@ -50,6 +62,8 @@ def load_words(path):
         raise DataError(f"{path}: is a directory, not a names file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    if raw.startswith(codecs.BOM_UTF8):  # an editor's marker, not a character of the data
+        raw = raw[len(codecs.BOM_UTF8):]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -126,6 +140,11 @@ def split_words(words, seed):
     return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
 
 
+def count_examples(words):
+    """How many rows build_dataset makes of these words: one per character and one per word end."""
+    return sum(map(len, words)) + len(words)
+
+
 @dataclass
 class Dataset:
     """A names file, its vocabulary and the (X, Y) arrays of each split."""
@@ -137,10 +156,13 @@ class Dataset:
     splits: dict  # "train" | "val" | "test" -> (X, Y)
     split_words: dict  # "train" | "val" | "test" -> list of words
 
+    @classmethod
+    def from_words(cls, path, words, block_size, seed):
+        vocab = Vocab.from_words(words)
+        parts = dict(zip(("train", "val", "test"), split_words(words, seed)))
+        splits = {k: build_dataset(ws, vocab, block_size) for k, ws in parts.items()}
+        return cls(Path(path), words, vocab, block_size, splits, parts)
+
 
 def load_dataset(path, block_size, seed):
-    words = load_words(path)
-    vocab = Vocab.from_words(words)
-    parts = dict(zip(("train", "val", "test"), split_words(words, seed)))
-    splits = {k: build_dataset(ws, vocab, block_size) for k, ws in parts.items()}
-    return Dataset(Path(path), words, vocab, block_size, splits, parts)
+    return Dataset.from_words(path, load_words(path), block_size, seed)

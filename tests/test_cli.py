@@ -15,7 +15,7 @@ import pytest
 from numpy_ninja import models
 from numpy_ninja.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numpy_ninja.config import RunConfig
-from numpy_ninja.data import Vocab
+from numpy_ninja.data import Vocab, words_sha256
 
 from torchfree import BLOCK_TORCH, blocking
 
@@ -33,6 +33,11 @@ def run(*args, timeout=120, block=BLOCK_TORCH):
     """)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
+
+
+def shipped_at(path):
+    """Code that makes the shipped names list live at `path`, as a reinstall would move it."""
+    return f"import numpy_ninja.data, pathlib; numpy_ninja.data.default_data_path = lambda: pathlib.Path({str(path)!r})\n"
 
 
 def run_many(*commands, timeout=120, block=BLOCK_TORCH, memory_limit=None):
@@ -265,6 +270,60 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_last_checkpoint(names, t
     ckpt = load_checkpoint(out / "checkpoint.npz")
     assert ckpt.step == step // 100 * 100 and np.isfinite(ckpt.lossi).all()
     assert not (out / "metrics.json").exists()
+
+
+def test_the_shipped_list_is_found_again_after_a_reinstall_moves_it(names, tmp_path):
+    """A run on the default data records the shipped list as a symbol, not the path of its
+    installed copy: after the copy moves (a reinstall), eval and sample find it again."""
+    before, after = tmp_path / "venv1" / "names.txt", tmp_path / "venv2" / "names.txt"
+    before.parent.mkdir()
+    before.write_bytes(names.read_bytes())
+    r = run("train", "--out", tmp_path / "run", "--steps", "200", *SMALL, block=BLOCK_TORCH + shipped_at(before))
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["config"]["data"] == "shipped:names.txt"
+    after.parent.mkdir()
+    before.rename(after)
+    (rc, out, err), (rc2, out2, err2) = run_many(
+        ["eval", "--checkpoint", tmp_path / "run"], ["sample", "--checkpoint", tmp_path / "run", "-n", "200"],
+        block=BLOCK_TORCH + shipped_at(after))
+    assert rc == 0 and rc2 == 0, (err, err2)
+    for line in out.splitlines()[1:]:
+        split, loss = line.split()
+        assert float(loss) == pytest.approx(metrics[split], abs=5e-5)
+    assert "* in the training data (" in err2 and sum(n.endswith(" *") for n in out2.splitlines()) > 0
+
+
+def test_resume_and_eval_refuse_data_whose_words_changed(names, tmp_path):
+    """The same vocabulary but one word changed: --resume and eval (of the run's own data) refuse
+    in one line, sample stops marking names, and eval --data evaluates the file as it is."""
+    data = tmp_path / "names.txt"
+    data.write_bytes(names.read_bytes())
+    words = data.read_text().split()
+    config = RunConfig(data=str(data), data_sha256=words_sha256(words), n_embd=4, n_hidden=16,
+                       batch_size=8, steps=100)
+    vocab = Vocab.from_words(words)
+    (tmp_path / "run").mkdir()
+    save_checkpoint(tmp_path / "run" / "checkpoint.npz", models.build_model(config, len(vocab)), vocab,
+                    config, 0, np.zeros(100), 0.0)
+    data.write_text("\n".join(words[:-1] + [words[-1][::-1]]) + "\n")  # an anagram: same letters
+    resumed, evaluated, sampled, other = run_many(
+        ["train", "--resume", tmp_path / "run"], ["eval", "--checkpoint", tmp_path / "run"],
+        ["sample", "--checkpoint", tmp_path / "run"], ["eval", "--checkpoint", tmp_path / "run", "--data", data])
+    assert one_line_error(resumed) and "is not the data" in resumed[2]
+    assert one_line_error(evaluated) and "has changed since the model was trained" in evaluated[2]
+    assert sampled[0] == 0 and "new names are not marked" in sampled[2] and " *" not in sampled[1]
+    assert other[0] == 0 and len(other[1].splitlines()) == 4
+
+
+def test_a_byte_order_mark_is_not_a_character_of_the_data(names, tmp_path):
+    data = tmp_path / "names.txt"
+    data.write_bytes(b"\xef\xbb\xbf" + names.read_bytes().replace(b"\n", b"\r\n"))
+    r = run("train", "--data", data, "--out", tmp_path / "run", "--steps", "50", *SMALL)
+    assert r.returncode == 0, r.stderr
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.vocab == Vocab.from_words(names.read_text().split())
+    assert ckpt.config.data_sha256 == words_sha256(names.read_text().split())
 
 
 def test_help_explains_every_option():
