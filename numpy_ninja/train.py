@@ -20,10 +20,11 @@ def batch_indices(seed, n_train, batch_size, step):
 
 class NonFiniteLoss(ArithmeticError):
     def __init__(self, step, loss):
+        self.step = step
         super().__init__(f"the loss became {loss} at step {step}")
 
 
-@np.errstate(all="ignore")  # overflow shows up as a non-finite loss, reported below
+@np.errstate(all="ignore")  # overflow shows up as a non-finite loss or model, reported by the caller
 def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_stop=lambda: False):
     """Run SGD steps start..stop-1 of the RunConfig's schedule in place; lossi[step] receives
     each batch loss.
@@ -74,9 +75,9 @@ def calibrate_batchnorm(model, X):
 
 
 def split_loss(model, X, Y, chunk=65536):
-    """Mean cross-entropy (nats) of the model in eval mode over all of (X, Y)."""
+    """Mean cross-entropy (nats) of the model in eval mode over all of (X, Y); None if Y is empty."""
     if len(Y) == 0:
-        return float("nan")
+        return None
     model.eval()
     criterion = CrossEntropyLoss()
     total = 0.0

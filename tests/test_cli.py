@@ -6,7 +6,6 @@ import resource
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,67 +16,8 @@ from numpy_ninja.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from numpy_ninja.config import RunConfig
 from numpy_ninja.data import Vocab, words_sha256
 
+from clirun import ROOT, SMALL, code_for, one_line_error, run, run_many, shipped_at
 from torchfree import BLOCK_TORCH, blocking
-
-ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["--n-embd", "4", "--n-hidden", "16", "--batch-size", "8", "--quiet"]
-
-
-def run(*args, timeout=120, block=BLOCK_TORCH):
-    """`numpy-ninja ARGS` with torch made unimportable; asserts torch was not imported."""
-    code = block + textwrap.dedent(f"""
-        from numpy_ninja.cli import main
-        rc = main({[str(a) for a in args]!r})
-        assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "oracle")]
-        sys.exit(rc)
-    """)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-
-
-def shipped_at(path):
-    """Code that makes the shipped names list live at `path`, as a reinstall would move it."""
-    return f"import numpy_ninja.data, pathlib; numpy_ninja.data.default_data_path = lambda: pathlib.Path({str(path)!r})\n"
-
-
-def run_many(*commands, timeout=120, block=BLOCK_TORCH, memory_limit=None):
-    """Several `numpy-ninja ARGS` through main() in one interpreter (one start-up instead of
-    many), torch unimportable, optionally under an address-space limit in bytes. Returns
-    [(exit status, stdout, stderr)] in order."""
-    code = block + textwrap.dedent(f"""
-        import contextlib, io, json
-        from numpy_ninja.cli import main
-        results = []
-        for args in {[[str(a) for a in c] for c in commands]!r}:
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                rc = main(args)
-            results.append((rc, out.getvalue(), err.getvalue()))
-        assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "oracle")]
-        print(json.dumps(results))
-    """)
-    limit = None if memory_limit is None else (
-        lambda: resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit)))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=timeout, cwd=ROOT, preexec_fn=limit)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def one_line_error(result):
-    rc, _, err = result
-    return rc == 1 and err.count("\n") == 1 and err.startswith("numpy-ninja: error: ") and "Traceback" not in err
-
-
-@pytest.fixture(scope="module")
-def names(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    syllables = ["ma", "ri", "an", "na", "el", "la", "jo", "se", "ka", "ty", "ol", "em", "ro"]
-    words = sorted({"".join(rng.choice(syllables, rng.integers(1, 4))) for _ in range(800)})
-    path = tmp_path_factory.mktemp("data") / "names.txt"
-    path.write_text("\n".join(words) + "\n")
-    return path
-
 
 @pytest.fixture(scope="module")
 def trained(names, tmp_path_factory):
@@ -142,11 +82,14 @@ def test_interrupt_and_resume_is_bitwise_identical(names, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "resume with: numpy-ninja train --resume" in err
-    step = load_checkpoint(tmp_path / "a" / "checkpoint.npz").step
-    assert 0 < step < 20000
+    interrupted = load_checkpoint(tmp_path / "a" / "checkpoint.npz")
+    assert 0 < interrupted.step < 20000 and interrupted.seconds > 0
     assert not (tmp_path / "a" / "metrics.json").exists()
     r = run("train", "--resume", tmp_path / "a", "--quiet")
     assert r.returncode == 0, r.stderr
+    seconds = json.loads((tmp_path / "a" / "metrics.json").read_text())["seconds"]
+    assert seconds > interrupted.seconds  # the whole run's training time, both sessions
+    assert f"trained 20,000 steps in {seconds:.1f} s" in r.stdout
     r = run("train", "--out", tmp_path / "b", "--quiet", *args)
     assert r.returncode == 0, r.stderr
     with np.load(tmp_path / "a" / "checkpoint.npz") as a, np.load(tmp_path / "b" / "checkpoint.npz") as b:
@@ -221,7 +164,7 @@ def test_hand_edited_checkpoints_are_refused_before_anything_is_allocated(traine
         assert "\n" not in str(e.value)
         commands += [["eval", "--checkpoint", path], ["sample", "--checkpoint", path],
                      ["train", "--resume", tmp_path / name]]
-    results = run_many(*commands, memory_limit=2**30)
+    results = run_many(*commands, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30)))
     for command, result in zip(commands, results):
         assert one_line_error(result), (command, result)
 
@@ -253,9 +196,16 @@ def test_failed_train_never_overwrites_an_existing_run(trained):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     r = run("train", "--data", trained[0].parent / "missing.txt", "--out", out)
     assert r.returncode == 1
-    r = run("train", "--data", json.loads((out / "metrics.json").read_text())["config"]["data"],
-            "--out", out, "--steps", "10", *SMALL)
-    assert r.returncode == 1 and "already holds a run" in r.stderr
+    data = json.loads((out / "metrics.json").read_text())["config"]["data"]
+    again, finished, changed, nowhere, not_empty = run_many(
+        ["train", "--data", data, "--out", out, "--steps", "10", *SMALL], ["train", "--resume", out],
+        ["train", "--resume", out, "--steps", "5", "--out", out], ["train", "--resume", out / "nowhere"],
+        ["train", "--data", data, "--out", out.parent, "--steps", "10", *SMALL])
+    assert one_line_error(again) and "already holds a run" in again[2]
+    assert one_line_error(finished) and "has already finished" in finished[2]
+    assert one_line_error(changed) and "drop --steps --out" in changed[2]
+    assert one_line_error(nowhere) and "not a run directory" in nowhere[2]
+    assert one_line_error(not_empty) and "is not empty" in not_empty[2]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -264,7 +214,7 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_last_checkpoint(names, t
     r = run("train", "--data", names, "--out", out, "--steps", "2000", "--checkpoint-every", "100",
             "--dtype", "float64", "--lr-final", "1e300", "--lr-decay-step", "300", *SMALL)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
-    assert "the loss became" in r.stderr and "last good checkpoint" in r.stderr
+    assert "the loss became" in r.stderr and "kept the last finite checkpoint" in r.stderr
     step = int(r.stderr.split("at step ")[1].split(";")[0])
     assert step > 300
     ckpt = load_checkpoint(out / "checkpoint.npz")
@@ -324,6 +274,13 @@ def test_a_byte_order_mark_is_not_a_character_of_the_data(names, tmp_path):
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt.vocab == Vocab.from_words(names.read_text().split())
     assert ckpt.config.data_sha256 == words_sha256(names.read_text().split())
+
+
+def test_output_that_cannot_be_written_is_one_line(trained):
+    with open("/dev/full", "w") as full:  # every write: ENOSPC
+        r = subprocess.run([sys.executable, "-c", code_for(["eval", "--checkpoint", trained[0]], BLOCK_TORCH)],
+                           stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert r.returncode == 1 and r.stderr == "numpy-ninja: error: No space left on device\n"
 
 
 def test_help_explains_every_option():
