@@ -15,6 +15,7 @@ from numpy_ninja import models
 from numpy_ninja.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numpy_ninja.config import RunConfig
 from numpy_ninja.data import Vocab, words_sha256
+from numpy_ninja.sample import sample_names
 
 from clirun import ROOT, SMALL, code_for, one_line_error, run, run_many, shipped_at
 from torchfree import BLOCK_TORCH, blocking
@@ -281,6 +282,45 @@ def test_output_that_cannot_be_written_is_one_line(trained):
         r = subprocess.run([sys.executable, "-c", code_for(["eval", "--checkpoint", trained[0]], BLOCK_TORCH)],
                            stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     assert r.returncode == 1 and r.stderr == "numpy-ninja: error: No space left on device\n"
+
+
+def test_sample_draws_chunk_by_chunk(trained):
+    """The model never sees more than `chunk` rows at once, the names come lazily, and a chunk's
+    names do not depend on how many follow."""
+    ckpt = load_checkpoint(trained[0])
+    rows = []
+    forward = ckpt.model.forward
+    ckpt.model.forward = lambda x: rows.append(len(x)) or forward(x)
+    names = sample_names(ckpt.model, ckpt.vocab, ckpt.config.block_size, 1000, seed=5, chunk=64)
+    assert next(names) and rows and max(rows) <= 64
+    assert len(list(names)) == 999 and max(rows) == 64
+    first = list(sample_names(ckpt.model, ckpt.vocab, ckpt.config.block_size, 64, seed=5, chunk=64))
+    assert first == list(sample_names(ckpt.model, ckpt.vocab, ckpt.config.block_size, 1000, seed=5, chunk=64))[:64]
+
+
+def test_sample_memory_does_not_grow_with_n(trained):
+    """Peak resident memory of `sample -n 8192` and `-n 256`, in chunks of 256 names: the same,
+    where holding every name's context at once would take n * (block_size + 64) * 8 bytes."""
+    small_chunks = BLOCK_TORCH + "import numpy_ninja.sample; numpy_ninja.sample.CHUNK = 256\n"
+    peak = {}
+    for n in (256, 8192):
+        p = subprocess.Popen([sys.executable, "-c", code_for(["sample", "--checkpoint", trained[0], "-n", n],
+                                                             small_chunks)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        _, status, usage = os.wait4(p.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        peak[n] = usage.ru_maxrss * 1024
+    held = (8192 - 256) * (load_checkpoint(trained[0]).config.block_size + 64) * 8
+    assert peak[8192] - peak[256] < held / 2, (peak, held)
+
+
+def test_a_reader_that_goes_away_stops_sample_quietly(trained):
+    p = subprocess.Popen([sys.executable, "-c", code_for(["sample", "--checkpoint", trained[0], "-n", 10**6],
+                                                         BLOCK_TORCH)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stdout.readline()  # `| head -1`
+    p.stdout.close()
+    assert p.wait(timeout=60) == 141 and p.stderr.read() == ""
 
 
 def test_help_explains_every_option():
