@@ -1,33 +1,50 @@
 """`numpy-ninja compare`: registered by the oracle under the entry-point group
 `numpy_ninja.commands`, so numpy_ninja itself never imports the oracle or torch. This module
 imports neither torch nor the report until the command runs."""
-import argparse
 import importlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
-from numpy_ninja.data import DataError, default_data_path
-from numpy_ninja.models import MODELS
+from numpy_ninja.cli import ArgumentParser, option
+from numpy_ninja.config import DEFAULTS, MODEL_DEFAULTS, ConfigError
+from numpy_ninja.data import DataError, count_examples, default_data_path, load_dataset
+from numpy_ninja.files import make_dirs, reason, remove_dirs, write_atomic
+from numpy_ninja.run import RunError, check_memory
 
 COLUMNS = ("section", "name", "dtype", "shape", "exact", "allclose", "max_abs_diff", "max_rel_err",
            "max_ulp", "passed")
 INSTALL = "numpy-ninja compare needs PyTorch: pip install 'numpy-ninja[oracle]' (torch 2.13.0)"
+# With two rows BatchNorm's output is -+1/sqrt(2) (up to eps) whatever its input: the gradients
+# through it cancel to rounding (measured against their terms every float32 row passes, against
+# their own size several fail), which no tolerance on their own size can tell from an error.
+TWO_ROWS = ("--batch-size 2 cannot be judged: BatchNorm normalises two rows to -1/sqrt(2) and "
+            "+1/sqrt(2) whatever their values, so the gradients through it cancel to rounding; "
+            "use --batch-size 3 or more")
+
+
+class CompareError(Exception):
+    """One line for the user; exit status 1."""
 
 
 def parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="numpy-ninja compare",
         description="Compare numpy-ninja with PyTorch autograd: the lecture's 26 gradients, the "
                     "one-step backward of exercises 2 and 3, every parameter gradient of a model, "
                     "and lockstep training, in float32 and float64. Exits 1 when any row breaks "
                     "the tolerance (float64: relative error <= 1e-10; float32: torch.allclose "
                     "defaults against the tensor's scale; float64 lockstep parameters within 1e-8).")
-    p.add_argument("--seed", type=int, default=42, help="initialisation and batches (default: 42)")
-    p.add_argument("--batch-size", type=int, default=32, help="rows per batch, at least 2 (default: 32)")
-    p.add_argument("--hidden", type=int, help="hidden units (default: the model's, 200 for mlp)")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help=f"initialisation and batches, >= 0 (default: {DEFAULTS.seed})")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                   help=f"rows per batch, at least 3 (default: {DEFAULTS.batch_size})")
+    p.add_argument("--hidden", type=int, help="hidden units (default: the model's, "
+                   + "; ".join(f"{d['n_hidden']} for {m}" for m, d in MODEL_DEFAULTS.items()) + ")")
     p.add_argument("--steps", type=int, default=1000, help="lockstep training steps (default: 1000)")
-    p.add_argument("--model", choices=sorted(MODELS), default="mlp", help="network for sections 3 and 4")
+    p.add_argument("--model", choices=tuple(MODEL_DEFAULTS), default=DEFAULTS.model,
+                   help="network for sections 3 and 4")
     p.add_argument("--data", default=str(default_data_path()), help="names file (default: the shipped one)")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     p.add_argument("--out", type=Path, help="also write report.md, report.json and pictures into DIR")
@@ -87,7 +104,7 @@ def write_pictures(out, report, pictures):
         ax.plot(c["torch"], label=f"torch {dtype}", lw=1, ls="--")
     ax.set(xlabel="step", ylabel="batch loss", title="lockstep training")
     ax.legend()
-    fig.savefig(out / "lockstep_loss.png", dpi=100)
+    save(fig, out / "lockstep_loss.png")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(8, 4))
     for dtype, c in curves.items():
@@ -95,7 +112,7 @@ def write_pictures(out, report, pictures):
     ax.set(yscale="log", xlabel="step", ylabel="max relative parameter difference",
            title="numpy vs torch parameters")
     ax.legend()
-    fig.savefig(out / "divergence.png", dpi=100)
+    save(fig, out / "divergence.png")
     plt.close(fig)
     p = pictures["float32"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
@@ -103,36 +120,93 @@ def write_pictures(out, report, pictures):
                                        ("difference", p["ours"] - p["ref"])]):
         ax.imshow(img, cmap="gray")
         ax.set_title(f"{title} (float32)")
-    fig.savefig(out / "dlogits.png", dpi=100)
+    save(fig, out / "dlogits.png")
     plt.close(fig)
     return []
 
 
+def save(fig, path):
+    """A figure as PNG, written atomically; the figure is closed either way."""
+    import matplotlib.pyplot as plt
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def prepare_out(out):
+    """Make --out and check a file can be created in it, before the long report runs; returns the
+    directories made (removed again if the report does not get written)."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise CompareError(f"--out {out} exists and is not a directory")
+        created = make_dirs(out)
+        tempfile.NamedTemporaryFile(dir=out).close()
+    except OSError as e:
+        raise CompareError(f"cannot write into --out {out} ({reason(e)})") from None
+    return created
+
+
+def check(args):
+    """Settings the report can judge, and data that fits in memory: CompareError or ConfigError."""
+    from oracle.report import config_for
+    config = config_for(args)
+    if args.batch_size == 2:
+        raise CompareError(TWO_ROWS)
+    data = load_dataset(args.data, config.block_size, args.seed)
+    check_memory(config, len(data.vocab), count_examples(data.words),
+                 count_examples(data.split_words["train"]))
+    return data
+
+
 def main(argv):
     args = parser().parse_args(argv)
-    for name in ("batch_size", "steps", "hidden"):
-        value = getattr(args, name)
-        if value is not None and value < (2 if name == "batch_size" else 1):
-            print(f"numpy-ninja compare: error: --{name.replace('_', '-')} is too small ({value})", file=sys.stderr)
-            return 1
     try:
         importlib.import_module("torch")
     except ImportError:
         print(INSTALL, file=sys.stderr)
         return 1
-    from oracle.report import build_report
-
     try:
-        report, pictures = build_report(args)
-    except DataError as e:
-        print(f"numpy-ninja compare: error: {e}", file=sys.stderr)
-        return 1
-    text = json.dumps(report) if args.format == "json" else render(report, args.format)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.md").write_text(render(report, "markdown") + "\n")
-        (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        for line in write_pictures(args.out, report, pictures):
-            print(line, file=sys.stderr)
+        return compare(args)
+    except ConfigError as e:
+        error(f"{option({'n_hidden': 'hidden'}.get(e.name, e.name))}: {e.message}")
+    except (CompareError, DataError, RunError) as e:
+        error(str(e))
+    return 1
+
+
+def error(message):
+    print(f"numpy-ninja compare: error: {message}", file=sys.stderr)
+
+
+def compare(args):
+    from oracle.report import LOCKSTEP_F64_MAX, build_report, lockstep_drift
+
+    data = check(args)
+    created = prepare_out(args.out) if args.out else []
+    written = False
+    try:
+        drift = lockstep_drift(args, data)
+        if drift > LOCKSTEP_F64_MAX:
+            raise CompareError(
+                f"the lockstep cannot be judged at --batch-size {args.batch_size} --seed {args.seed} "
+                f"over {args.steps} steps: this training turns one rounding per parameter per step "
+                f"into a relative difference of {drift:.1e}, beyond the limit {LOCKSTEP_F64_MAX:.0e}; "
+                "use a larger --batch-size or fewer --steps")
+        report, pictures = build_report(args, data)
+        text = json.dumps(report) if args.format == "json" else render(report, args.format)
+        print(text)
+        if args.out:
+            try:
+                for name, content in (("report.md", render(report, "markdown") + "\n"),
+                                      ("report.json", json.dumps(report, indent=1) + "\n")):
+                    write_atomic(args.out / name, lambda f: f.write(content.encode()))
+                    written = True
+                for line in write_pictures(args.out, report, pictures):
+                    print(line, file=sys.stderr)
+            except OSError as e:
+                raise CompareError(f"cannot write the report into --out {args.out} ({reason(e)})") from None
+    finally:
+        if not written:
+            remove_dirs(created)
     return 0 if report["passed"] else 1

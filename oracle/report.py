@@ -15,7 +15,7 @@ from numpy_ninja.config import RunConfig
 from numpy_ninja.data import load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
-from numpy_ninja.train import BLOCK, batch_indices, train_steps
+from numpy_ninja.train import BLOCK, NonFiniteLoss, batch_indices, train_steps
 from oracle.atomic import autograd_backprop
 from oracle.compare import agreement
 from oracle.scales import atomic_term_scales, backward_by_layer, term_scales
@@ -113,9 +113,34 @@ def lockstep(args, data, dtype):
     return dict(ours=ours_loss, torch=torch_loss, divergence=divergence)
 
 
-def build_report(args):
-    """All four sections; returns the report dict that report.json holds."""
-    data = load_dataset(args.data, config_for(args).block_size, args.seed)
+def lockstep_drift(args, data):
+    """How far the float64 training of the lockstep section drifts from itself when every step of
+    a copy of it is perturbed by one unit in the last place per parameter (random direction): the
+    largest relative parameter difference over the steps, measured as lockstep() measures ours
+    against torch. Two correct implementations differ by about a rounding per step, so when this
+    exceeds LOCKSTEP_F64_MAX the lockstep cannot tell a wrong gradient from rounding. NumPy only."""
+    config = config_for(args, np.float64)
+    models = [build_model(config, len(data.vocab)) for _ in range(2)]
+    optimizers = [SGD(m.parameters(), config.lr) for m in models]
+    X, Y = data.splits["train"]
+    lossi, rng, worst = np.zeros(args.steps), np.random.default_rng(0), 0.0
+    with np.errstate(all="ignore"):
+        for step in range(args.steps):
+            try:
+                for m, opt in zip(models, optimizers):
+                    train_steps(m, opt, X, Y, config, step, step + 1, lossi)
+            except NonFiniteLoss:
+                return float("inf")
+            b = optimizers[1].data
+            b[:] = np.nextafter(b, np.where(rng.random(b.size) < 0.5, -np.inf, np.inf))
+            worst = max(worst, max(float(np.abs(p.data - q.data).max() / np.abs(q.data).max())
+                                   for p, q in zip(*(m.parameters() for m in models))))
+    return worst
+
+
+def build_report(args, data):
+    """All four sections, on `data` (load_dataset at the model's block size); returns the report
+    dict that report.json holds, and the pictures' arrays."""
     rows, pictures, curves = [], {}, {}
     for dtype in DTYPES:
         graph, pictures[np.dtype(dtype).name] = graph_rows(args, dtype)

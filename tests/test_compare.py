@@ -1,10 +1,12 @@
 """`numpy-ninja compare`: the report passes on the real code, and a planted error fails it."""
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from numpy_ninja import atomic
 from numpy_ninja.cli import main
@@ -59,3 +61,32 @@ def test_float32_and_float64_models_start_from_the_same_numbers():
     a, b = models.mlp(27, dtype=np.float32), models.mlp(27, dtype=np.float64)
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         assert np.array_equal(p.data, q.data.astype(np.float32)), name
+
+
+def test_settings_the_report_cannot_judge_are_refused_in_one_line(tmp_path, capsys):
+    """Batch 2 (BatchNorm's output is +-1/sqrt(2) whatever its input), a lockstep whose training
+    amplifies rounding past the limit (batch 3 over 200 steps), bad or absurd sizes, an --out
+    that cannot be written: one line, before the report runs."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [(["--batch-size", "2"], "--batch-size 2 cannot be judged"),
+             (["--batch-size", "3", "--steps", "200"], "the lockstep cannot be judged at --batch-size 3"),
+             (["--seed", "-1"], "--seed: must be an integer >= 0"), (["--hidden", "0"], "--hidden: must be a positive"),
+             (["--hidden", str(10**9)], "needs at least"), (["--steps", "0"], "--steps: must be a positive"),
+             (["--out", str(a_file / "report")], "cannot write into --out"),
+             (["--out", str(a_file)], "exists and is not a directory")]
+    for args, message in cases:
+        assert main(["compare", "--steps", "5", *args]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and message in err, (args, err)
+    assert os.listdir(tmp_path) == ["file"]
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "--batch-size", "many"])
+    assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_batch_3_is_judged_and_passes(capsys):
+    """The smallest batch the report accepts: no false FAILED on its float32 rows."""
+    assert main(["compare", "--batch-size", "3", "--steps", "5", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and all(r["passed"] for r in report["rows"])
