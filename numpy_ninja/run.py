@@ -160,16 +160,18 @@ class RunDirectory:
 # ---------------------------------------------------------------- signals and progress
 
 class Signals:
-    """SIGINT (Ctrl-C) and SIGTERM alike. While `graceful` (the training loop), the first asks
-    the loop to stop at the next step boundary, so that the run saves its step; a second one,
-    or any outside the loop (loading, calibration, evaluation, writing), raises
-    KeyboardInterrupt at once."""
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) alike, unless they are ignored
+    (nohup, a background job). While `graceful` (the training loop), the first asks the loop to
+    stop at the next step boundary, so that the run saves its step; a second one, or any outside
+    the loop (loading, calibration, evaluation, writing), raises KeyboardInterrupt at once."""
 
     def __init__(self):
         self.requested, self.graceful = False, False
 
     def __enter__(self):
-        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {s: signal.signal(s, self.handle)
+                         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                         if signal.getsignal(s) is not signal.SIG_IGN}
         return self
 
     def handle(self, signum, frame):

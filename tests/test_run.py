@@ -162,19 +162,31 @@ def test_failed_writes_keep_the_last_checkpoint_and_resume_finishes(names, tmp_p
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "loss.png", "metrics.json"]
 
 
-@pytest.mark.parametrize("stage", ["calibrate_batchnorm", "split_loss"])
-def test_ctrl_c_after_training_leaves_a_run_that_resume_finishes(names, tmp_path, stage):
-    """Ctrl-C while BatchNorm is calibrated or the splits evaluated: the trained checkpoint is
-    kept, the hint says how to finish, and --resume does."""
-    signal_during = BLOCK_TORCH + (
-        f"import os, signal, numpy_ninja.run as r\nreal = r.{stage}\n"
-        f"def hooked(*a):\n    os.kill(os.getpid(), signal.SIGINT)\n    return real(*a)\nr.{stage} = hooked\n")
+@pytest.mark.parametrize("stage, signum", [("calibrate_batchnorm", "SIGHUP"), ("split_loss", "SIGINT")])
+def test_a_signal_after_training_leaves_a_run_that_resume_finishes(names, tmp_path, stage, signum):
+    """Ctrl-C (or the terminal closing) while BatchNorm is calibrated or the splits evaluated: the
+    trained checkpoint is kept, the hint says how to finish, and --resume does."""
     out = tmp_path / "run"
-    r = run("train", "--data", names, "--out", out, "--steps", "300", *SMALL, block=signal_during)
+    r = run("train", "--data", names, "--out", out, "--steps", "300", *SMALL, block=signal_during(stage, signum))
     assert r.returncode == 130 and f"resume with: numpy-ninja train --resume {out}" in r.stderr, r.stderr
     assert not (out / "metrics.json").exists()
     r = run("train", "--resume", out, "--quiet")
     assert r.returncode == 0 and "trained 300 steps" in r.stdout, r.stderr
+
+
+def test_an_ignored_hangup_stays_ignored(names, tmp_path):
+    """Under nohup SIGHUP is ignored, and the run leaves it so."""
+    r = run("train", "--data", names, "--out", tmp_path / "run", "--steps", "300", *SMALL,
+            block=signal_during("calibrate_batchnorm", "SIGHUP"),
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert r.returncode == 0 and (tmp_path / "run" / "metrics.json").exists(), r.stderr
+
+
+def signal_during(stage, signum):
+    """Code that sends the process `signum` when numpy_ninja.run calls `stage`."""
+    return BLOCK_TORCH + (
+        f"import os, signal, numpy_ninja.run as r\nreal = r.{stage}\n"
+        f"def hooked(*a):\n    os.kill(os.getpid(), signal.{signum})\n    return real(*a)\nr.{stage} = hooked\n")
 
 
 def test_an_empty_split_is_null_in_metrics(tmp_path):
