@@ -105,8 +105,10 @@ def load_checkpoint(path):
     try:
         if path.is_dir():
             path = path / "checkpoint.npz"
-        if not path.is_file():
+        if not path.exists():
             raise CheckpointError(f"{path}: no such checkpoint")
+        if not path.is_file():
+            raise CheckpointError(f"{path}: not a checkpoint (not a regular file)")
         with zipfile.ZipFile(path) as zf:
             return _load(zf, path)
     except CheckpointError:

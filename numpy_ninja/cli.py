@@ -73,8 +73,7 @@ def cmd_eval(args):
     path, words = run_words(ckpt.config, args.data)
     check_vocab(words, ckpt.vocab, path)
     parts = dict(zip(SPLITS, split_words(words, ckpt.config.seed)))
-    run.check_memory(ckpt.config, len(ckpt.vocab), count_examples(words), count_examples(parts["train"]),
-                     training=False)
+    run.check_memory(ckpt.config, len(ckpt.vocab), count_examples(words), training=False)
     losses = {k: split_loss(ckpt.model, *build_dataset(ws, ckpt.vocab, ckpt.config.block_size))
               for k, ws in parts.items()}
     print(loss_table(losses))

@@ -52,9 +52,10 @@ def human(n):
     return f"{n:.0f} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
 
 
-def memory_needed(config, vocab_size, n_examples, n_train, training=True):
-    """{what: bytes} of arrays a run (or, training=False, an evaluation) holds at once: each term
-    is an allocation it makes, so the sum is a lower bound of what it needs."""
+def memory_needed(config, vocab_size, n_examples, training=True, n_calibrated=0):
+    """{what: bytes} of arrays held at once by an evaluation (training=False) or a training whose
+    BatchNorm calibration runs over n_calibrated examples: each term is an allocation made, so
+    the sum is a lower bound of what is needed."""
     item = np.dtype(config.dtype).itemsize
     n_params = parameter_count(config, vocab_size)
     needs = {
@@ -68,19 +69,19 @@ def memory_needed(config, vocab_size, n_examples, n_train, training=True):
             f"the batch indices of {BLOCK} steps": 8 * BLOCK * config.batch_size,
             "one batch's activations": item * config.batch_size * (config.block_size * config.n_embd
                                                                    + config.n_hidden),
-            "the calibration's activations": item * n_train * config.n_hidden,
+            "the calibration's activations": item * n_calibrated * config.n_hidden,
         })
     return needs
 
 
-def check_memory(config, vocab_size, n_examples, n_train, training=True):
-    """RunError when the run cannot fit in this machine's memory, naming its largest need."""
-    needs = memory_needed(config, vocab_size, n_examples, n_train, training)
+def check_memory(config, vocab_size, n_examples, training=True, n_calibrated=0):
+    """RunError when these settings cannot fit in this machine's memory, naming the largest need."""
+    needs = memory_needed(config, vocab_size, n_examples, training, n_calibrated)
     total, have = sum(needs.values()), physical_memory()
     if total > have:
         what, most = max(needs.items(), key=lambda kv: kv[1])
-        raise RunError(f"this run needs at least {human(total)} of memory ({human(most)} for {what}); "
-                       f"this machine has {human(have)}")
+        raise RunError(f"these settings need at least {human(total)} of memory ({human(most)} for "
+                       f"{what}); this machine has {human(have)}")
 
 
 # ---------------------------------------------------------------- the run directory
@@ -254,7 +255,8 @@ def loss_table(losses):
 def prepare_data(config, words):
     """The run's Dataset, once the memory it implies is known to fit."""
     vocab = Vocab.from_words(words)
-    check_memory(config, len(vocab), count_examples(words), count_examples(split_words(words, config.seed)[0]))
+    check_memory(config, len(vocab), count_examples(words),
+                 n_calibrated=count_examples(split_words(words, config.seed)[0]))
     data = Dataset.from_words(data_path(config.data), words, config.block_size, config.seed)
     n_train = len(data.splits["train"][1])
     if n_train < config.batch_size:

@@ -154,8 +154,7 @@ def check(args):
     if args.batch_size == 2:
         raise CompareError(TWO_ROWS)
     data = load_dataset(args.data, config.block_size, args.seed)
-    check_memory(config, len(data.vocab), count_examples(data.words),
-                 count_examples(data.split_words["train"]))
+    check_memory(config, len(data.vocab), count_examples(data.words))  # no calibration
     return data
 
 

@@ -72,7 +72,7 @@ def test_settings_the_report_cannot_judge_are_refused_in_one_line(tmp_path, caps
     cases = [(["--batch-size", "2"], "--batch-size 2 cannot be judged"),
              (["--batch-size", "3", "--steps", "200"], "the lockstep cannot be judged at --batch-size 3"),
              (["--seed", "-1"], "--seed: must be an integer >= 0"), (["--hidden", "0"], "--hidden: must be a positive"),
-             (["--hidden", str(10**9)], "needs at least"), (["--steps", "0"], "--steps: must be a positive"),
+             (["--hidden", str(10**9)], "need at least"), (["--steps", "0"], "--steps: must be a positive"),
              (["--out", str(a_file / "report")], "cannot write into --out"),
              (["--out", str(a_file)], "exists and is not a directory")]
     for args, message in cases:

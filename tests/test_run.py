@@ -204,7 +204,7 @@ def test_an_empty_split_is_null_in_metrics(tmp_path):
 def test_absurd_sizes_and_bad_settings_are_one_line(names, tmp_path):
     out = tmp_path / "run"
     cases = {
-        ("--steps", 10**12): "needs at least 3.6 TiB of memory (3.6 TiB for the loss history",
+        ("--steps", 10**12): "need at least 3.6 TiB of memory (3.6 TiB for the loss history",
         ("--n-hidden", 10**9): "for the calibration's activations",
         ("--batch-size", 10**9): "batch indices",
         ("--block-size", 10**6): "examples of context 1000000",
