@@ -13,7 +13,7 @@ from .data import (DataError, count_examples, data_path, data_ref, default_data_
                    build_dataset, load_words, split_words, words_sha256)
 from .files import reason
 from .run import EXIT_INTERRUPTED, SPLITS, RunError, loss_table
-from .sample import sample_names
+from .sample import CHUNK, sample_names
 from .train import split_loss
 
 EXIT_ERROR, EXIT_BROKEN_PIPE = 1, 141
@@ -87,6 +87,7 @@ def cmd_sample(args):
     unknown = sorted(set(args.prefix) - set(ckpt.vocab.chars))
     if unknown:
         raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
+    run.check_memory(ckpt.config, len(ckpt.vocab), min(args.n, CHUNK), training=False)  # a chunk's contexts
     try:
         _, words = run_words(ckpt.config, None)
         train_words, note = set(split_words(words, ckpt.config.seed)[0]), None
