@@ -1,11 +1,11 @@
 """A training run: its directory, resuming, periodic checkpoints, signals, progress, BatchNorm
 calibration, metrics and the loss plot.
 
-What a run promises: its directory is held by one writer at a time and never holds another run's
-files; every checkpoint is finite and written atomically, so the last one survives any failure
-(a full disk, a signal, divergence); Ctrl-C or SIGTERM saves and says how to resume; a model that
-stops being finite is never reported as trained; a failure before the first checkpoint leaves
-no directory it created behind.
+What a run promises (README, "Reliability"): its directory is held by one writer at a time and
+never holds another run's files; every checkpoint is finite and written atomically, so the last
+one survives any failure (a full disk, a signal, divergence); Ctrl-C, SIGTERM or SIGHUP saves and
+says how to resume; a model that stops being finite is never reported as trained; a failure
+before the first checkpoint leaves no directory it created behind.
 """
 import fcntl
 import itertools
