@@ -13,11 +13,10 @@ import pytest
 
 from numpy_ninja.checkpoint import NonFiniteModel, load_checkpoint, save_checkpoint
 from numpy_ninja.config import RunConfig
-from numpy_ninja.data import Vocab
+from numpy_ninja.data import Vocab, words_sha256
 from numpy_ninja.models import build_model
 
-from clirun import SMALL, one_line_error, run, run_many, start
-from torchfree import BLOCK_TORCH
+from clirun import NO_PLOT, SMALL, one_line_error, run, run_many, start
 
 LONG = ["--steps", "200000", "--checkpoint-every", "1000", "--n-embd", "4", "--n-hidden", "16",
         "--batch-size", "8"]
@@ -51,9 +50,9 @@ def test_a_run_directory_has_one_writer_and_sigterm_saves(names, tmp_path):
 def test_simultaneous_starts_never_share_a_directory(names, tmp_path):
     """Two trains into one --out: one trains, the other refuses in one line. Two with default
     names started in the same second (the clock is stopped): runs/STAMP and runs/STAMP-2."""
-    same = [start("train", "--data", names, "--out", tmp_path / "same", "--steps", "300", *SMALL)
+    same = [start("train", "--data", names, "--out", tmp_path / "same", "--steps", "300", *SMALL, block=NO_PLOT)
             for _ in range(2)]
-    stopped_clock = BLOCK_TORCH + "import time; time.strftime = lambda *a: '20250101-000000'\n"
+    stopped_clock = NO_PLOT + "import time; time.strftime = lambda *a: '20250101-000000'\n"
     stamped = [start("train", "--data", names, "--steps", "300", *SMALL, block=stopped_clock, cwd=tmp_path)
                for _ in range(2)]
     done = [(p.wait(60), *p.communicate()) for p in same + stamped]
@@ -73,7 +72,7 @@ def test_a_diverging_run_keeps_its_last_finite_checkpoint_and_the_advice_works(n
     rate (as the message says) finishes and records the change."""
     out = tmp_path / "run"
     r = run("train", "--data", names, "--out", out, "--steps", "2000", "--checkpoint-every", "100",
-            "--lr", "1e6", "--lr-final", "1e6", *SMALL)
+            "--lr", "1e6", "--lr-final", "1e6", *SMALL, block=NO_PLOT)
     assert one_line_error(result(r)) and "training diverged" in r.stderr, r.stderr
     ckpt = load_checkpoint(out)  # loading refuses non-finite arrays
     assert f"kept the last finite checkpoint, {out / 'checkpoint.npz'} at step {ckpt.step}" in r.stderr
@@ -81,7 +80,7 @@ def test_a_diverging_run_keeps_its_last_finite_checkpoint_and_the_advice_works(n
     assert not (out / "metrics.json").exists()
     advice = r.stderr.split("Resume it with a smaller learning rate: ")[1].split()
     assert advice[:4] == ["numpy-ninja", "train", "--resume", str(out)] and advice[4] == "--lr"
-    r = run(*advice[1:5], "0.1", "--lr-final", "0.01", "--quiet")
+    r = run(*advice[1:5], "0.1", "--lr-final", "0.01", "--quiet", block=NO_PLOT)
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["lr_changes"] == [[ckpt.step, 0.1, 0.01]] and metrics["config"]["lr"] == 1e6
@@ -91,7 +90,7 @@ def test_divergence_before_the_first_checkpoint_removes_only_what_the_run_create
     (tmp_path / "mine").mkdir()
     common = ["--data", names, "--steps", "300", "--checkpoint-every", "100", "--lr", "1e20", *SMALL]
     made, given = run_many(["train", "--out", tmp_path / "new" / "run", *common],
-                           ["train", "--out", tmp_path / "mine", *common])
+                           ["train", "--out", tmp_path / "mine", *common], block=NO_PLOT)
     for r in (made, given):
         assert one_line_error(r) and "no checkpoint had been written yet" in r[2] and "--lr 5e+19" in r[2]
     assert sorted(os.listdir(tmp_path)) == ["mine"] and os.listdir(tmp_path / "mine") == []
@@ -125,7 +124,8 @@ def test_an_out_that_cannot_be_created_is_one_line(names, tmp_path):
     outs = {a_file / "run": "Not a directory", a_file: "exists and is not a directory",
             read_only / "run": "Permission denied", "/proc/numpy-ninja-run": "cannot create the run directory",
             "/sys/numpy-ninja-run": "cannot create the run directory"}
-    results = run_many(*[["train", "--out", out, *common] for out in outs], preexec_fn=without_dac_override)
+    results = run_many(*[["train", "--out", out, *common] for out in outs], preexec_fn=without_dac_override,
+                       block=NO_PLOT)
     for (out, message), r in zip(outs.items(), results):
         assert one_line_error(r) and message in r[2], (out, r)
     assert os.listdir(read_only) == [] and a_file.read_text() == "not a directory"
@@ -142,17 +142,18 @@ def file_size_limit(n):
 
 def test_failed_writes_keep_the_last_checkpoint_and_resume_finishes(names, tmp_path):
     out = tmp_path / "run"
-    args = ["--data", names, "--steps", "3000", "--checkpoint-every", "1000", *SMALL]
+    args = ["--data", names, "--steps", "3000", *SMALL]
     # checkpoints of this run: 11.9 KB at step 1000, 15.9 KB at 2000 (the loss history grows)
-    r = run("train", "--out", tmp_path / "none", *args, preexec_fn=file_size_limit(5000))
-    assert one_line_error(result(r)) and "nothing was saved" in r.stderr, r.stderr
+    none, failed = run_many(["train", "--out", tmp_path / "none", *args, "--checkpoint-every", "2000"],
+                            ["train", "--out", out, *args, "--checkpoint-every", "1000"],
+                            preexec_fn=file_size_limit(14000), block=NO_PLOT)
+    assert one_line_error(none) and "nothing was saved" in none[2], none
     assert not (tmp_path / "none").exists()
-    r = run("train", "--out", out, *args, preexec_fn=file_size_limit(14000))
-    assert one_line_error(result(r)) and f"cannot write {out / 'checkpoint.npz'}" in r.stderr, r.stderr
-    assert f"still holds step 1000; resume with: numpy-ninja train --resume {out}" in r.stderr
+    assert one_line_error(failed) and f"cannot write {out / 'checkpoint.npz'}" in failed[2], failed
+    assert f"still holds step 1000; resume with: numpy-ninja train --resume {out}" in failed[2]
     assert load_checkpoint(out).step == 1000 and os.listdir(out) == ["checkpoint.npz"]
     (out / "metrics.json.tmp").mkdir()  # metrics.json cannot be written: EISDIR
-    r = run("train", "--resume", out, "--quiet")
+    r = run("train", "--resume", out, "--quiet", block=NO_PLOT)
     assert one_line_error(result(r)) and f"cannot write {out / 'metrics.json'}" in r.stderr, r.stderr
     assert "finish the run with: numpy-ninja train --resume" in r.stderr
     assert load_checkpoint(out).step == 3000
@@ -170,7 +171,7 @@ def test_a_signal_after_training_leaves_a_run_that_resume_finishes(names, tmp_pa
     r = run("train", "--data", names, "--out", out, "--steps", "300", *SMALL, block=signal_during(stage, signum))
     assert r.returncode == 130 and f"resume with: numpy-ninja train --resume {out}" in r.stderr, r.stderr
     assert not (out / "metrics.json").exists()
-    r = run("train", "--resume", out, "--quiet")
+    r = run("train", "--resume", out, "--quiet", block=NO_PLOT)
     assert r.returncode == 0 and "trained 300 steps" in r.stdout, r.stderr
 
 
@@ -184,17 +185,22 @@ def test_an_ignored_hangup_stays_ignored(names, tmp_path):
 
 def signal_during(stage, signum):
     """Code that sends the process `signum` when numpy_ninja.run calls `stage`."""
-    return BLOCK_TORCH + (
+    return NO_PLOT + (
         f"import os, signal, numpy_ninja.run as r\nreal = r.{stage}\n"
         f"def hooked(*a):\n    os.kill(os.getpid(), signal.{signum})\n    return real(*a)\nr.{stage} = hooked\n")
 
 
-def test_an_empty_split_is_null_in_metrics(tmp_path):
+def test_a_byte_order_mark_is_no_character_and_an_empty_split_is_null_in_metrics(tmp_path):
+    """A names file saved by an editor (byte-order mark, CRLF) whose validation split is empty
+    (80/10/10 of five words): the mark is not in the vocabulary, and metrics.json is strict JSON."""
+    words = ["annabel", "marianne", "rosalind", "josephine", "katherine"]
     data = tmp_path / "names.txt"
-    data.write_text("annabel\nmarianne\nrosalind\njosephine\nkatherine\n")  # 80/10/10 of 5: val empty
+    data.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(words).encode() + b"\r\n")
     r = run("train", "--data", data, "--out", tmp_path / "run", "--steps", "20", "--n-embd", "4",
-            "--n-hidden", "8", "--batch-size", "4", "--quiet")
+            "--n-hidden", "8", "--batch-size", "4", "--quiet", block=NO_PLOT)
     assert r.returncode == 0, r.stderr
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.vocab == Vocab.from_words(words) and ckpt.config.data_sha256 == words_sha256(words)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(),
                          parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
     assert metrics["val"] is None and metrics["train"] > 0 and metrics["test"] > 0
