@@ -10,7 +10,7 @@ from torchfree import BLOCK_TORCH, blocking
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--n-embd", "4", "--n-hidden", "16", "--batch-size", "8", "--quiet"]
 # torch and matplotlib unimportable: for runs whose plot is not under test (importing matplotlib
-# costs about 0.7 s of a 1 s run; the run then says the plot was skipped)
+# is most of a short run's time; the run then says the plot was skipped)
 NO_PLOT = blocking("torch", "oracle", "matplotlib")
 TORCH_FREE = 'assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "oracle")]'
 
