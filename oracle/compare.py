@@ -64,3 +64,15 @@ def agreement(ours, ref, scale=None):
         allclose=bool(np.all(diff <= ATOL + RTOL * np.abs(ref.astype(np.float64)))),
         max_abs_diff=max_abs, max_rel_err=rel,
         max_ulp=int(ulp_distance(ours, ref).max(initial=0)), scale=scale)
+
+
+def resolvable(x, dtype, layers=1):
+    """False when a channel of BatchNorm input x (N, ..., C) has a spread over the batch too small,
+    relative to its values, for the dtype to resolve x - mean to the tolerance checked: x - mean
+    carries a relative error of eps * magnitude / spread, and through `layers` BatchNorm layers
+    these add up, so spread / magnitude >= 10 * layers * eps / rtol (one layer: 0.12 in float32,
+    2.2e-5 in float64). Below it the output is rounding noise amplified by up to 1/sqrt(eps), in
+    any implementation; test_properties covers the exactly-constant channel separately."""
+    rtol = F64_RTOL if dtype == np.float64 else RTOL
+    x2 = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+    return not np.any(x2.std(0) < 10 * layers * np.finfo(dtype).eps / rtol * np.abs(x2).max(0))

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 import numpy_ninja as nn
 from numpy_ninja import atomic
 from oracle.atomic import autograd_backprop
-from oracle.compare import F64_RTOL, RTOL, agreement
+from oracle.compare import agreement, resolvable
 from oracle.scales import atomic_term_scales, backward_by_layer, term_scales
 from oracle.twin import run_twin
 
@@ -57,18 +57,6 @@ def require(condition):
         assume(condition)
     else:
         assert condition, "the batch cannot be resolved in this dtype (see resolvable)"
-
-
-def resolvable(x, dtype, layers=1):
-    """False when a channel of BatchNorm input x (N, ..., C) has a spread over the batch too small,
-    relative to its values, for the dtype to resolve x - mean to the tolerance checked: x - mean
-    carries a relative error of eps * magnitude / spread, and through `layers` BatchNorm layers
-    these add up, so spread / magnitude >= 10 * layers * eps / rtol (one layer: 0.12 in float32,
-    2.2e-5 in float64). Below it the output is rounding noise amplified by up to 1/sqrt(eps), in
-    any implementation; test_properties covers the exactly-constant channel separately."""
-    rtol = F64_RTOL if dtype == np.float64 else RTOL
-    x2 = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
-    return not np.any(x2.std(0) < 10 * layers * np.finfo(dtype).eps / rtol * np.abs(x2).max(0))
 
 
 def output_scale(layer, x):
