@@ -65,14 +65,34 @@ def term_scales(model, douts, top=None):
     return scales
 
 
-def atomic_term_scales(t, Xb):
+class Given(dict):
+    """Terms where some gradients are given: reading a name in `grads` gives |grads[name]|, so
+    what is stored for a tensor computed from them is the terms of its own step."""
+
+    def __init__(self, grads):
+        super().__init__()
+        self.grads = grads
+
+    def __getitem__(self, name):
+        if name in self.grads:
+            return np.abs(np.asarray(self.grads[name], np.float64))
+        return super().__getitem__(name)
+
+
+def atomic_term_scales(t, Xb, grads=None):
     """For each of the broken-up graph's 26 gradients, the magnitude of the terms it is summed
     from: manual_backprop's chain run on absolute values (t: the forward's tensors). A gradient
     that is zero by construction (logit_maxes, b1) or by cancellation carries rounding of this
-    size, so its error is measured against it (DESIGN.md)."""
+    size, so its error is measured against it (DESIGN.md).
+
+    grads: gradients (shaped as their tensors) the steps are computed from instead of the chain,
+    e.g. a learner's: a tensor fed only by given gradients then gets the terms of its own step
+    computed from them (what one step's rounding is measured against); the others keep the
+    chain's terms."""
     a = {k: np.abs(np.asarray(v, np.float64)) for k, v in t.items()}
     n = Xb.shape[0]
-    B = {"logprobs": np.full((n, 1), 1 / n)}  # |dlogprobs|: one entry of 1/n per row
+    B = Given(grads or {})
+    B["logprobs"] = np.full((n, 1), 1 / n)  # |dlogprobs|: one entry of 1/n per row
     B["probs"] = B["logprobs"] / a["probs"]  # a bound for every entry of the row
     B["counts_sum_inv"] = (a["counts"] * B["probs"]).sum(1, keepdims=True)
     B["counts_sum"] = a["counts_sum"] ** -2 * B["counts_sum_inv"]
@@ -95,6 +115,7 @@ def atomic_term_scales(t, Xb):
     B["embcat"] = B["hprebn"] @ a["W1"].T
     B["W1"], B["b1"] = a["embcat"].T @ B["hprebn"], B["hprebn"].sum(0)
     B["emb"] = B["embcat"].reshape(a["emb"].shape)
-    B["C"] = np.zeros_like(a["C"])
-    np.add.at(B["C"], Xb, B["emb"])
+    terms_C = np.zeros_like(a["C"])
+    np.add.at(terms_C, Xb, B["emb"])
+    B["C"] = terms_C
     return {k: float(v.max()) for k, v in B.items()}
