@@ -58,11 +58,21 @@ class Step:
     def steps(self):
         return (self,)
 
+    @property
+    def lookup(self):
+        """(tensor, index) when the line is `out = tensor[index]`, a lookup of rows; else None."""
+        expr = ast.parse(self.line.split("=", 1)[1].strip(), mode="eval").body
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and isinstance(expr.slice, ast.Name):
+            return expr.value.id, expr.slice.id
+        return None
+
 
 @dataclass(frozen=True)
 class Block:
-    """Consecutive steps taken as one (the one-step backward of exercises 2-4)."""
+    """Consecutive steps taken as one (the one-step backward of exercises 2-4); summary: the
+    block in one line."""
     steps: tuple
+    summary: str = ""
 
     @property
     def out(self):
@@ -75,7 +85,9 @@ class Block:
 
     @property
     def line(self):
-        return "\n".join(s.line for s in self.steps)
+        return self.summary or "\n".join(s.line for s in self.steps)
+
+    lookup = None
 
     def __call__(self, values):
         values = dict(values)
@@ -99,6 +111,12 @@ def parse(text):
 
 
 STEPS = parse(FORWARD)
+
+
+def block(first, last, summary=""):
+    """The steps from the one making `first` to the one making `last`, as a Block."""
+    outs = [s.out for s in STEPS]
+    return Block(STEPS[outs.index(first):outs.index(last) + 1], summary)
 
 
 def torch_values(params, Xb, Yb, requires_grad=False):
