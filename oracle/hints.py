@@ -88,7 +88,7 @@ def shape_hint(name, got, want, matches=lambda fix: False):
         if len(got) < len(want):
             text = f"{head}: keep the summed axis (keepdims=True)"
             if want[-1] == 1 and len(want) >= 2:
-                text += (f"; as {got} it broadcasts against {want[:-1] + ('k',)} along the last axis, "
+                text += (f"; as {got} it broadcasts along the last axis of an (N, k) array, "
                          "pairing each value with a column instead of a row")
             return text + right
         return f"{head}: sum without keepdims (or reshape to {want})" + right

@@ -66,8 +66,9 @@ def describe(error, filename=None):
 
 
 def call(fn, args, filename=None, keep_locals=False):
-    """fn(*args) -> (result, its local variables when it returned (keep_locals), None), or
-    (None, {}, message) when it raised. Its prints go to stderr; warnings are silenced."""
+    """fn(*args) -> (result, its local variables when it returned, None), or (None, {}, message)
+    when it raised. Its prints go to stderr; warnings are silenced. The local variables are kept
+    (keep_locals) with a profile hook, unless another profiler runs."""
     code = getattr(inspect.unwrap(fn), "__code__", None)
     seen = {}
 
@@ -75,17 +76,18 @@ def call(fn, args, filename=None, keep_locals=False):
         if event == "return" and frame.f_code is code:
             seen.update(frame.f_locals)
 
-    old = sys.getprofile()
+    hook = keep_locals and code is not None and sys.getprofile() is None
     try:
         with redirect_stdout(sys.stderr), warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            if keep_locals and code is not None:
+            if hook:
                 sys.setprofile(profile)
             result = fn(*args)
     except (Exception, SystemExit) as e:
         return None, {}, describe(e, filename)
     finally:
-        sys.setprofile(old)
+        if hook:
+            sys.setprofile(None)
     return result, seen, None
 
 
