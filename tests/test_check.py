@@ -16,7 +16,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numpy_ninja import atomic
 from numpy_ninja.atomic import GRAD_NAMES, PARAM_NAMES
 from oracle.atomic import STEPS
 from oracle.blame import Oracle, grade_batch
@@ -24,7 +23,7 @@ from oracle.cases import hard_cases
 from oracle.check import check_solution, cmp
 from oracle.compare import ATOL, F64_RTOL, RTOL, resolvable
 from oracle.hints import Context, diagnose, named_factors, shape_hint
-from oracle.learner import SolutionError
+from oracle.learner import SolutionError, namespace
 from oracle.report import LOCKSTEP_F64_MAX
 from props import lecture_params, require
 from torchfree import blocking
@@ -32,6 +31,8 @@ from torchfree import blocking
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "tests" / "solutions"
 LECTURE = (SOLUTIONS / "lecture_numpy.py").read_text()
+LECTURE_SOLUTION = {}
+exec(compile(LECTURE, "lecture_numpy.py", "exec"), LECTURE_SOLUTION)
 ROW_KEYS = {"exercise", "name", "verdict", "cause", "upstream", "hint", "max_abs_diff", "max_ulp", "rel_err"}
 # which lines of the lecture's forward read each tensor (its consumers)
 CONSUMERS = {
@@ -160,8 +161,7 @@ def test_exercise_4_traces_a_wrong_parameter_to_its_own_intermediate_gradient(tm
 def test_what_is_not_a_gradient_gets_a_verdict_not_a_traceback():
     """A function that raises: its rows are `error` with the message, the rest is graded; NaN,
     another dtype, something that is not an array, None: each its own row."""
-    lecture = {}
-    exec(compile(LECTURE, "lecture_numpy.py", "exec"), lecture)
+    lecture = LECTURE_SOLUTION
 
     def exercise1(t):
         g = lecture["exercise1"](t)
@@ -196,27 +196,31 @@ def test_what_is_not_a_gradient_gets_a_verdict_not_a_traceback():
 @settings(max_examples=settings.default.max_examples // 4)  # drawing lecture_params is most of the cost
 @given(lecture_params(), st.data())
 def test_any_graph_right_answers_pass_and_a_doubled_one_is_local(case, data):
-    """On any graph lecture_params draws (sizes, scales, dtype): the project's manual_backprop is
-    never wrong; one of its gradients doubled (and nothing else changed) is the only wrong row,
-    `local`, the hint naming the factor, unless its true value is within rounding of zero."""
+    """On any graph lecture_params draws (sizes, scales, dtype), answers computed from the forward
+    tensors handed out (lecture_numpy) are never wrong; one of them doubled, and nothing else
+    changed, is wrong and `local`, the hint naming the factor, unless its true value is within
+    rounding of zero. In float64 nothing else is wrong; in float32 a right neighbour that also
+    fails the element-wise allclose can be blamed next to a returned upstream it was not computed
+    from (docs/check.md)."""
     params, Xb, Yb = case
     dtype = params["C"].dtype
     oracle = Oracle.of(params, Xb, Yb, dtype)
     require(resolvable(oracle.t["hprebn"], dtype))
-    answers = atomic.manual_backprop(params, Xb, Yb)[1]
-    named = {label: value for label, value, _ in named_factors(len(Xb))}
+    answers = LECTURE_SOLUTION["exercise1"](namespace(oracle, "numpy"))
     grades = grade_batch(STEPS, GRAD_NAMES, answers, oracle)
     assert {g.verdict for g in grades.values()} <= {"exact", "approximate"}
     name = data.draw(st.sampled_from(GRAD_NAMES), label="doubled")
     grades = grade_batch(STEPS, GRAD_NAMES, dict(answers, **{name: 2 * answers[name]}), oracle)
     wrong = {k for k, g in grades.items() if g.verdict == "wrong"}
-    assert wrong <= {name}
-    if wrong:  # the factor named may be n or n/(n-1) when they are 2
-        label = re.match(r"off by a factor (\S+)", grades[name].hint).group(1)
-        assert grades[name].cause == "local" and named[label] == 2
     floor = F64_RTOL if dtype == np.float64 else RTOL
     if np.abs(oracle.truth[name]).max() > 10 * floor * oracle.scales[name] + ATOL:
-        assert wrong == {name}
+        assert name in wrong
+    if name in wrong:  # the factor named may be n or n/(n-1) when they are 2
+        named = {label: value for label, value, _ in named_factors(len(Xb))}
+        label = re.match(r"off by a factor (\S+)", grades[name].hint).group(1)
+        assert grades[name].cause == "local" and named[label] == 2
+    if dtype == np.float64:
+        assert wrong <= {name}
 
 
 # ---------------------------------------------------------------- the pieces
