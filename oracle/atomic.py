@@ -62,7 +62,7 @@ class Step:
     def lookup(self):
         """(tensor, index) when the line is `out = tensor[index]`, a lookup of rows; else None."""
         expr = ast.parse(self.line.split("=", 1)[1].strip(), mode="eval").body
-        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and isinstance(expr.slice, ast.Name):
+        if isinstance(expr, ast.Subscript) and all(isinstance(e, ast.Name) for e in (expr.value, expr.slice)):
             return expr.value.id, expr.slice.id
         return None
 

@@ -12,8 +12,9 @@ so one step's rounding never makes a step wrong.
 
 Verdicts: `exact` (bitwise equal to autograd), `approximate` (within the tolerance of
 oracle.compare.within against the tensor's term scale), `wrong`, `missing`, `error`. Far down the
-graph the term scale is large, and in float32 its bound lets through real mistakes; so an answer
-that also fails the lecture's element-wise allclose is `wrong` when its own step is wrong.
+graph the term scale is large, and in float32 its bound lets real mistakes through; so an answer
+that also fails the lecture's element-wise allclose is `wrong` when its own step is wrong, both
+from the learner's upstream gradients and from the true ones.
 """
 from dataclasses import dataclass, field
 
@@ -72,9 +73,8 @@ class Grade:
     cause: str = None             # local | inherited (wrong only)
     upstream: tuple = ()
     hint: str = ""
-    n: int = 0
-    problem: str = ""             # shape, not finite, dtype: what makes it unusable upstream
-    local_hint: str = field(default="", repr=False)
+    n: int = 0                    # the batch's size
+    local_hint: str = field(default="", repr=False)  # a local row's diagnosis, for inherited hints
 
 
 def consumers_of(graph):
@@ -150,7 +150,8 @@ def grade_batch(graph, rows, answers, oracle, given=None):
     # BatchNorm input carries the rounding of its K = block * n_embd products, K times the eps that
     # `resolvable` allows for, which reaches a step through the forward tensors it reads.
     K = oracle.t["embcat"].shape[1]
-    local_scales = {k: K * v for k, v in atomic_term_scales(oracle.t, oracle.Xb, {**given, **usable}).items()}
+    terms = atomic_term_scales(oracle.t, oracle.Xb, {**given, **usable})
+    local_scales = {k: K * v for k, v in terms.items()}
 
     def upstream(c):
         if c == "loss":
@@ -186,12 +187,14 @@ def judge(name, value, steps, oracle, local_scale, upstream, arrays, usable):
             figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=a.max_ulp, rel_err=a.max_rel_err)
     if not problem and a.exact:
         return Grade("exact", figures, n=n)
+    if not problem and ok and a.allclose:
+        return Grade("approximate", figures, hint=rounding_hint(dtype), n=n)
     parts = {s.out: vjp(s.steps, oracle.values, name, s.out, upstream(s.out)).numpy() for s in steps}
     expected = sum(parts.values())
     step_ok = fit is not None and within(fit, np.asarray(expected, dtype), local_scale, dtype)[1]
-    if not problem and ok and (a.allclose or step_ok or right_step(fit, name, steps, oracle, local_scale)):
+    if not problem and ok and (step_ok or right_step(fit, name, steps, oracle, local_scale)):
         return Grade("approximate", figures, hint=rounding_hint(dtype), n=n)
-    grade = Grade("wrong", figures, n=n, problem=problem)
+    grade = Grade("wrong", figures, n=n)
     broken = tuple(s.out for s in steps if s.out in arrays and s.out not in usable)
     same_dtype = tuple(s.out for s in steps if s.out in arrays and arrays[s.out].dtype == value.dtype)
     if broken:  # its step cannot be recomputed from what the learner gave
@@ -213,7 +216,9 @@ def right_step(fit, name, steps, oracle, scale):
     """The answer is its step applied to the true gradients of its consumers (whatever the
     learner returned for those)."""
     def true(c):
-        return torch.ones((), dtype=oracle.values["C"].dtype) if c == "loss" else torch.as_tensor(oracle.truth[c])
+        if c == "loss":
+            return torch.ones((), dtype=oracle.values["C"].dtype)
+        return torch.as_tensor(oracle.truth[c])
     expected = sum(vjp(s.steps, oracle.values, name, s.out, true(s.out)).numpy() for s in steps)
     return within(fit, np.asarray(expected, oracle.dtype), scale, oracle.dtype)[1]
 

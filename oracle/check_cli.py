@@ -27,7 +27,8 @@ def parser():
                     "or a function raised, 2 for a usage error. Start with --template.")
     p.add_argument("file", nargs="?", help="your solution: a Python file defining exercise1..exercise4")
     p.add_argument("--template", action="store_true", help="print a solution file to fill in, and exit")
-    p.add_argument("--exercise", type=int, choices=(1, 2, 3, 4), help="check only this one (default: all the file defines)")
+    p.add_argument("--exercise", type=int, choices=(1, 2, 3, 4),
+                   help="check only this one (default: all the file defines)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="dtype of the arrays your functions receive (default: float64)")
     p.add_argument("--batches", type=positive_int, default=4,

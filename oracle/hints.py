@@ -41,7 +41,8 @@ def named_factors(n):
     return [("n", n, "the 1/n of the mean is missing"),
             ("1/n", 1 / n, "an extra 1/n"),
             ("(n-1)/n", (n - 1) / n, "1/n where the variance has 1/(n-1): Bessel's correction"),
-            ("n/(n-1)", n / (n - 1), "1/(n-1) where it should be 1/n: Bessel's correction belongs to the variance only"),
+            ("n/(n-1)", n / (n - 1),
+             "1/(n-1) where it should be 1/n: Bessel's correction belongs to the variance only"),
             ("n-1", n - 1, ""), ("1/(n-1)", 1 / (n - 1), "")] + halves
 
 

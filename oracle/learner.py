@@ -112,5 +112,6 @@ def hand_out(value, backend):
 
 def namespace(oracle, backend):
     """The `t` of exercises 1 and 4: Xb, Yb, n, the parameters and every forward tensor."""
-    items = dict(oracle.t, Xb=oracle.Xb, Yb=oracle.Yb, n=oracle.n, loss=np.array(oracle.loss, oracle.dtype))
+    items = dict(oracle.t, Xb=oracle.Xb, Yb=oracle.Yb, n=oracle.n,
+                 loss=np.array(oracle.loss, oracle.dtype))
     return SimpleNamespace(**{k: hand_out(v, backend) for k, v in items.items()})

@@ -24,7 +24,8 @@ def exercise2(logits, Yb):
 
 
 def exercise3(dhpreact, bngain, bnvar_inv, bnraw, n):
-    return torch.from_numpy(atomic_numpy.exercise3(dhpreact.numpy(), bngain.numpy(), bnvar_inv.numpy(), bnraw.numpy(), n))
+    arrays = (v.numpy() for v in (dhpreact, bngain, bnvar_inv, bnraw))
+    return torch.from_numpy(atomic_numpy.exercise3(*arrays, n))
 
 
 def exercise4(t):
