@@ -184,7 +184,8 @@ def judge(name, value, steps, oracle, local_scale, upstream, arrays, usable):
         with np.errstate(invalid="ignore", over="ignore"):
             a, ok = within(shown, T, oracle.scales[name], dtype)
         if np.isfinite(a.max_abs_diff):
-            figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=a.max_ulp, rel_err=a.max_rel_err)
+            figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=a.max_ulp,
+                           rel_err=a.max_rel_err if np.isfinite(a.max_rel_err) else None)
     if not problem and a.exact:
         return Grade("exact", figures, n=n)
     if not problem and ok and a.allclose:

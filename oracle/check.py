@@ -101,7 +101,7 @@ def combine(grades, labels):
     verdict = min((g.verdict for g in grades), key=VERDICTS.index)
     figures = {}
     for key in ("max_abs_diff", "max_ulp", "rel_err"):
-        seen = [g.figures[key] for g in grades if g.figures]
+        seen = [g.figures[key] for g in grades if g.figures and g.figures[key] is not None]
         figures[key] = max(seen) if seen else None
     row = dict(verdict=verdict, cause=None, upstream=None, hint=None, **figures)
     hit = [(g, label) for g, label in zip(grades, labels) if g.verdict == verdict]

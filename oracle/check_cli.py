@@ -87,7 +87,10 @@ def main(argv):
     text = json.dumps(report.as_dict()) if args.format == "json" else render(report, args.format)
     print(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.md").write_text(render(report, "markdown") + "\n")
-        (args.out / "report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "report.md").write_text(render(report, "markdown") + "\n")
+            (args.out / "report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+        except OSError as e:
+            return fail(f"cannot write into --out {args.out}: {e.strerror or e}")
     return 0 if report.passed else EXIT_WRONG

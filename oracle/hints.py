@@ -143,8 +143,7 @@ def factor(ours, expected, ctx):
 
 def scaled_part(ours, expected, parts, ctx, kind):
     """The difference is (m - 1) times one part of the expected gradient (a branch, a term)."""
-    multipliers = [(0.0, None, "")] + [(2.0, "2", "")] + [(-1.0, "-1", "")] + \
-        [(k, label, note) for label, k, note in named_factors(ctx.n)]
+    multipliers = [(0.0, None, ""), (-1.0, None, "")] + [(k, label, note) for label, k, note in named_factors(ctx.n)]
     for where, part in parts.items():
         if not np.any(part):
             continue
