@@ -29,6 +29,7 @@ from numpy_ninja.tolerance import agreement, rtol_for, tolerance
 MAGNITUDES = (1.0, 1e-2, 1e2, 1e-4)   # input sizes; hypothesis shrinks towards the first
 PARAM_SCALES = (1.0, 0.1, 10.0, 1e-3)  # the initialisation, scaled
 FULL_FD_SIZE = 64  # torch-free: every element by finite differences up to this many per tensor
+SHOWN = 256  # a counterexample shows the values of parameters and buffers up to this size
 PROTOCOL = ("forward", "backward", "named_parameters", "named_buffers", "train")
 
 
@@ -48,7 +49,7 @@ class Counterexample:
     rel_err: float        # the error relative to the tensor's term scale (inf: raised or wrong shape)
     tolerance: float      # the relative error the policy allows there
     message: str          # one line saying what went wrong
-    example: dict = field(default_factory=dict)  # x, dout, the seed and scales drawn
+    example: dict = field(default_factory=dict)  # how it was drawn: seed, scales, x, dout, state
 
 
 @dataclass
@@ -68,7 +69,8 @@ class LayerReport:
         lines = [f"FAILED after {self.examples} examples: {c.message}",
                  f"  shape      {tuple(c.shape)}", f"  dtype      {c.dtype}", f"  mode       {c.mode}",
                  f"  tensor     {c.tensor}", f"  rel_err    {c.rel_err:.3g}", f"  tolerance  {c.tolerance:.3g}"]
-        lines += [f"  {k:<10} {v}" for k, v in c.example.items()]
+        lines += [f"  {k:<10} {v}" for k, v in c.example.items() if k != "state"]
+        lines += [f"  {k:<10} {v}" for k, v in c.example.get("state", {}).items()]
         return "\n".join(lines)
 
 
@@ -157,6 +159,12 @@ class _Example:
         return Counterexample(list(self.x.shape), self.dtype, self.mode, tensor, rel_err, tol,
                               message, self.drawn)
 
+    def keep_state(self):
+        """The parameters and buffers the example starts from, in the counterexample (the values
+        of arrays up to SHOWN elements, the shape of larger ones)."""
+        self.drawn["state"] = {k: v.tolist() if v.size <= SHOWN else f"{v.dtype} array {v.shape}"
+                               for k, v in state_of(self.layer).items()}
+
 
 def _draw(data, make_layer, features, ndim, kind, dtypes, modes):
     """Build the layer and its input for one example; reject inputs outside its check_domain."""
@@ -173,20 +181,20 @@ def _draw(data, make_layer, features, ndim, kind, dtypes, modes):
     except Exception as e:
         raise _Failed(Counterexample([], dtype, mode, "(make_layer)", math.inf, 0.0,
                                      f"make_layer raised {type(e).__name__}: {e}",
-                                     dict(layer_seed=layer_seed))) from None
+                                     dict(seed=layer_seed))) from None
     _follows_protocol(layer)
     noise = np.random.default_rng([layer_seed, 1])
     for _, p in layer.named_parameters():
         if init == "perturbed":  # gains of 1 and biases of 0 hide mistakes in their use
             p.data += noise.standard_normal(p.data.shape) * max(np.abs(p.data).max(initial=0), 1)
         p.data *= np.asarray(scale, p.data.dtype)
-    drawn = dict(layer_seed=layer_seed, parameters=init, parameter_scale=scale)
+    drawn = dict(seed=layer_seed, parameters=f"{init}, times {scale}")
     if kind == "index":
         def inputs(shape):
             return data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, features - 1)))
     else:
         magnitude = data.draw(st.sampled_from(MAGNITUDES), label="input magnitude")
-        drawn["input_magnitude"] = magnitude
+        drawn["magnitude"] = magnitude
 
         def inputs(shape):
             z = data.draw(hnp.arrays(dtype, shape, elements=st.floats(
@@ -203,7 +211,9 @@ def _draw(data, make_layer, features, ndim, kind, dtypes, modes):
     if reason is not None:
         reject()
     drawn["x"] = x.tolist()
-    return _Example(layer, x, dtype, mode, drawn)
+    example = _Example(layer, x, dtype, mode, drawn)
+    example.keep_state()
+    return example
 
 
 def _follows_protocol(layer):
@@ -351,7 +361,7 @@ def _torch_free_comparison(make_layer):
         out, dout, dx, grads, buffers = ours
         # the reference: the same layer in float64, from the same state (float32 values are exact
         # in float64), checked by central differences
-        ref_layer = make_layer(np.dtype("float64"), np.random.default_rng(ex.drawn["layer_seed"]))
+        ref_layer = make_layer(np.dtype("float64"), np.random.default_rng(ex.drawn["seed"]))
         ref_layer.train(ex.mode == "train")
         restore(ref_layer, state)
         x64 = ex.x.astype(np.float64) if np.issubdtype(ex.x.dtype, np.floating) else ex.x
@@ -369,7 +379,7 @@ def _torch_free_comparison(make_layer):
             if failure is not None:
                 return failure
             restore(ref_layer, ref_state)
-        rng = np.random.default_rng(ex.drawn["layer_seed"])
+        rng = np.random.default_rng(ex.drawn["seed"])
         full = max([ex.x.size] + [p.data.size for _, p in ref_layer.named_parameters()]) <= FULL_FD_SIZE
         bad = layer_fd_disagreements(ref_layer, x64, dout64, rng, full=full)
         if bad:
