@@ -26,7 +26,12 @@ def atomic_term_scales(t, Xb):
     size, so its error is measured against it (DESIGN.md)."""
     a = {k: np.abs(np.asarray(v, np.float64)) for k, v in t.items()}
     n = Xb.shape[0]
-    B = {"logprobs": np.full((n, 1), 1 / n)}  # |dlogprobs|: one entry of 1/n per row
+    # |dlogprobs| is one entry of 1/n per row, exact; but exp turns the absolute rounding of
+    # norm_logits (eps times the terms of the logits, L, twice with the max) into a relative one
+    # of counts, and every tensor of the softmax and every gradient from there back carries it:
+    # the top's terms are 1/n times r = 1 + 2L per row
+    L = (a["h"] @ a["W2"] + a["b2"]).max(1, keepdims=True)
+    B = {"logprobs": (1 + 2 * L) / n}
     B["probs"] = B["logprobs"] / a["probs"]  # a bound for every entry of the row
     B["counts_sum_inv"] = (a["counts"] * B["probs"]).sum(1, keepdims=True)
     B["counts_sum"] = a["counts_sum"] ** -2 * B["counts_sum_inv"]

@@ -120,19 +120,24 @@ def twin_disagreements(model, x, targets=None, dout=None):
     out, loss, dx, inputs, dout = our_pass(model, x, targets=targets, dout=dout)
     require(resolvable(model, inputs, dtype))
     top = np.abs(np.asarray(dout, np.float64))
-    if targets is not None:  # dlogits = (softmax - onehot) / N cancels where the softmax is sure
+    if targets is not None:
+        # dlogits = (softmax - onehot) / N cancels where the softmax is sure; and exp turns the
+        # absolute rounding of the logits (eps times their terms, L; twice with the max) into a
+        # relative one of the softmax: its terms are p (1 + 2L) per row
         z = np.asarray(out, np.float64)
-        top = np.exp(z - z.max(1, keepdims=True))
-        top /= top.sum(1, keepdims=True)
+        L = model.layers[-1].terms(np.zeros(out.shape))["out"].max(1, keepdims=True)
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        top = p * (1 + 2 * L)
         top[np.arange(len(z)), targets] += 1
         top /= len(z)
     scales = term_scales(model, top)
     pairs = [("out", out, ref["out"], scales.get("out"))]
     if loss is not None:  # mean(max + log(s) - logit of the target), s = sum(exp(z - max)) >= 1:
-        # measured against those terms, and 1 for log(s), whose absolute rounding is s's relative one
-        z = np.asarray(out, np.float64)
+        # the max and the target's logit round by eps times the logits' terms (L each), log(s)
+        # by s's relative rounding, about eps (1 per row)
         log_s = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
-        loss_terms = float(np.mean(np.abs(z.max(1)) + log_s + 1 + np.abs(z[np.arange(len(z)), targets])))
+        loss_terms = float(np.mean(2 * L[:, 0] + log_s + 1))
         pairs.append(("loss", np.array(loss, dtype), np.array(ref["loss"], dtype), loss_terms))
     if ref["dx"] is not None:
         pairs.append(("dx", dx, ref["dx"], scales["dx"]))
