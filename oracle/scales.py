@@ -23,7 +23,7 @@ def atomic_term_scales(t, Xb):
     """For each of the broken-up graph's 26 gradients, the magnitude of the terms it is summed
     from: manual_backprop's chain run on absolute values (t: the forward's tensors). A gradient
     that is zero by construction (logit_maxes, b1) or by cancellation carries rounding of this
-    size, so its error is measured against it (DESIGN.md)."""
+    size, so its error is measured against it (docs/tolerances.md)."""
     a = {k: np.abs(np.asarray(v, np.float64)) for k, v in t.items()}
     n = Xb.shape[0]
     # |dlogprobs| is one entry of 1/n per row, exact; but exp turns the absolute rounding of
