@@ -11,7 +11,7 @@ the terms of that one step (oracle.scales.atomic_term_scales with the learner's 
 so one step's rounding never makes a step wrong.
 
 Verdicts: `exact` (bitwise equal to autograd), `approximate` (within the tolerance of
-oracle.compare.within against the tensor's term scale), `wrong`, `missing`, `error`. Far down the
+numpy_ninja.tolerance.within against the tensor's term scale), `wrong`, `missing`, `error`. Far down the
 graph the term scale is large, and in float32 its bound lets real mistakes through; so an answer
 that also fails the lecture's element-wise allclose is `wrong` when its own step is wrong, both
 from the learner's upstream gradients and from the true ones.
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from numpy_ninja.atomic import PARAM_NAMES
+from numpy_ninja.tolerance import within
 from oracle.atomic import autograd_forward, vjp
-from oracle.compare import within
 from oracle.hints import Context, diagnose, rounding_hint
 from oracle.scales import atomic_term_scales
 
@@ -148,7 +148,7 @@ def grade_batch(graph, rows, answers, oracle, given=None):
     # One step is measured against its own terms, computed from the learner's gradients, times K:
     # a learner's code may compute the forward tensors again, in its own order, and then its
     # BatchNorm input carries the rounding of its K = block * n_embd products, K times the eps that
-    # `resolvable` allows for, which reaches a step through the forward tensors it reads.
+    # BatchNorm1d.check_domain allows for, which reaches a step through the forward tensors it reads.
     K = oracle.t["embcat"].shape[1]
     terms = atomic_term_scales(oracle.t, oracle.Xb, {**given, **usable})
     local_scales = {k: K * v for k, v in terms.items()}

@@ -15,11 +15,11 @@ import numpy as np
 from numpy_ninja.atomic import GRAD_NAMES, PARAM_NAMES, params_from_mlp
 from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import DEFAULTS, mlp
+from numpy_ninja.tolerance import ulp_distance
 from numpy_ninja.train import BLOCK, batch_indices, learning_rate
 from oracle.atomic import STEPS, block
 from oracle.blame import VERDICTS, Failed, Oracle, grade_batch
 from oracle.cases import BLOCK_SIZE, N_EMBD, hard_cases
-from oracle.compare import ulp_distance
 from oracle.hints import Context, diagnose
 from oracle.learner import FUNCTIONS, SolutionError, as_array, call, hand_out, namespace, solution
 

@@ -14,7 +14,7 @@ from math import prod
 
 import numpy as np
 
-from oracle.compare import ATOL, F64_RTOL, RTOL, within
+from numpy_ninja.tolerance import ATOL, F64_RTOL, RTOL, within
 
 
 @dataclass
