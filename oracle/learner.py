@@ -31,7 +31,8 @@ def load(path):
     if spec is None:
         raise SolutionError(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.resolve().parent))
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         with redirect_stdout(sys.stderr):
             spec.loader.exec_module(module)
@@ -40,7 +41,8 @@ def load(path):
     except (Exception, SystemExit) as e:
         raise SolutionError(f"{path} does not import: {describe(e, path)}") from None
     finally:
-        sys.path.remove(str(path.resolve().parent))
+        if folder in sys.path:
+            sys.path.remove(folder)
     return module
 
 
