@@ -4,6 +4,9 @@ Variants, on the same batches from the same initialisation (float32):
   numpy         numpy_ninja.train.train_steps, the step `numpy-ninja train` runs
   torch         the model's twin (oracle.twin) with autograd: loss.backward() + SGD
   torch-manual  the lecture's exercise-4 loop in torch under no_grad (MLP only)
+  jax           a jax.jit-compiled value-and-grad + SGD step, called once per step (when jax is
+                installed: pip install "jax[cpu]"; benchmarks/jax_step.py)
+  jax-scan      the same step inside one lax.scan per round: no Python between steps
 Rounds of up to 200 steps go round-robin through the variants, 21 times (--quick: 7 rounds of 100,
 default network only). A variant's time is the median over its rounds of microseconds per step; its
 ratio to numpy is the median over the rounds of its time over numpy's in the same round, which
@@ -118,7 +121,21 @@ def manual_variant(config, model, X, Y):
     return run
 
 
-VARIANTS = {"numpy": numpy_variant, "torch": torch_variant, "torch-manual": manual_variant}
+def jax_variants():
+    """The JAX variants, or none when jax is not installed."""
+    try:
+        from jax_step import jax_variant
+    except ImportError:
+        return {}
+
+    def make(scanned):
+        def variant(config, model, X, Y):
+            return jax_variant(model, X, Y, config.seed, config.batch_size, config.lr, scanned)
+        return variant
+    return {"jax": make(False), "jax-scan": make(True)}
+
+
+VARIANTS = {"numpy": numpy_variant, "torch": torch_variant, "torch-manual": manual_variant, **jax_variants()}
 
 
 def time_variants(model_name, batch_size, hidden, rounds, round_steps, names):
@@ -161,18 +178,36 @@ def child(variant, model_name, batch_size, hidden, steps):
     print((rss_kb("VmHWM:") - before) / 1024)
 
 
+def blas_info():
+    """Which BLAS and kernel NumPy runs (threadpoolctl), or how to find out."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS kernel: pip install threadpoolctl to report it"
+    return "; ".join(f"{i['internal_api']} {i['version']}, {i.get('architecture')} kernel, "
+                     f"{i['num_threads']} threads" for i in threadpool_info() if i["user_api"] == "blas")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory (slower)")
     parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch.set_num_threads: one is fastest for these tiny tensors, and a "
+                             "second waits on the first when the machine is busy (default: 1)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.torch_threads)
     if args.child:
         return child(*args.child)
     rounds, round_steps = (7, 100) if args.quick else (21, 200)
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"{os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    print(blas_info())
+    if "jax" in VARIANTS:
+        import jax
+        print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
     print(f"float32; {rounds} interleaved rounds of up to {round_steps} steps (fewer for larger sizes);\n"
           f"us/step: median over the rounds; x numpy: median over the rounds of the variant's time over\n"
           f"numpy's in the same round\n")
@@ -180,18 +215,22 @@ def main():
     sizes = [("mlp", 32, 200)] if args.quick else [
         ("mlp", b, h) for h in (200, 1024) for b in (32, 256, 2048)]
     sizes.append(("wavenet", 32, 128))
-    print(f"{'model':8} {'batch':>5} {'hidden':>6} {'numpy':>9} {'steps/s':>8} {'torch':>9} {'manual':>9} "
-          f"{'torch x numpy':>13} {'manual x numpy':>14}" + ("   peak MB numpy/torch/manual" if args.memory else ""))
+    others = [n for n in VARIANTS if n != "numpy"]
+    short = {"torch-manual": "manual"}
+    print(f"{'model':8} {'batch':>5} {'hidden':>6} {'numpy':>9} {'steps/s':>8} "
+          + " ".join(f"{short.get(n, n):>9}" for n in others) + "   x numpy: "
+          + " ".join(f"{short.get(n, n):>8}" for n in others)
+          + ("   peak MB " + "/".join(["numpy"] + others) if args.memory else ""))
     for model_name, b, h in sizes:
-        names = ["numpy", "torch"] + (["torch-manual"] if model_name == "mlp" else [])
+        names = [n for n in VARIANTS if model_name == "mlp" or n != "torch-manual"]
         steps = max(5, min(round_steps, round_steps * 6400 // (b * h)))  # ~equal time per size
         r = time_variants(model_name, b, h, rounds, steps, names)
         for n in names:
             assert r[n]["last_loss"] < r[n]["first_loss"], f"{n} did not train"
-        man = r.get("torch-manual", {})
+        nan = dict(us=float("nan"), per_numpy=float("nan"))
         line = (f"{model_name:8} {b:5} {h:6} {r['numpy']['us']:9.1f} {1e6 / r['numpy']['us']:8.0f} "
-                f"{r['torch']['us']:9.1f} {man.get('us', float('nan')):9.1f} "
-                f"{r['torch']['per_numpy']:13.2f} {man.get('per_numpy', float('nan')):14.2f}")
+                + " ".join(f"{r.get(n, nan)['us']:9.1f}" for n in others) + "            "
+                + " ".join(f"{r.get(n, nan)['per_numpy']:8.2f}" for n in others))
         if args.memory:
             mem = {n: peak_memory_mb(n, model_name, b, h, 50) for n in names}
             r["peak_mb"] = mem

@@ -1,13 +1,21 @@
 """The layer stack: each layer's forward and its manual backward, side by side.
 
-Conventions (PyTorch-like):
-- ``layer(x)`` runs ``forward`` and keeps what ``backward`` needs;
-  ``layer.backward(dout)`` returns dL/dx and writes the gradients of the layer's own parameters
-  into their ``.grad`` arrays, in place (overwriting, not accumulating: one backward per forward).
-- Parameters are ``Parameter`` objects with ``.data`` and ``.grad`` of the same shape.
-- Linear stores its weight as ``(fan_in, fan_out)``, the lecture's layout (``x @ W``);
-  torch stores the transpose.
-- dtype follows the parameters.
+The layer protocol (docs/layer-protocol.md), what a layer provides to live in a ``Sequential``
+and to be checked by ``oracle.check_layer`` / ``numpy-ninja check-layer``:
+- ``forward(x)`` (also ``layer(x)``) returns the output and keeps what ``backward`` needs;
+  ``backward(dout)`` returns dL/dx (None for integer input) and writes the gradients of the
+  layer's own parameters into their ``.grad`` arrays, in place (overwriting, not accumulating:
+  one backward per forward).
+- ``named_parameters()`` yields (name, Parameter) with ``.data`` and ``.grad`` of the same shape;
+  ``named_buffers()`` yields (name, array) of the state that is not trained (running statistics);
+  ``train()`` / ``eval()`` switch the mode, ``training`` tells it.
+- Optional, for the checks: ``terms(dout_terms)``, the magnitudes of the terms each result is
+  summed from (a result that cancels is measured against them), and ``check_domain(x, rtol)``,
+  why an input cannot be checked (None when it can).
+Subclassing ``Module`` (and holding ``Parameter`` objects) gives all but forward and backward.
+
+Linear stores its weight as ``(fan_in, fan_out)``, the lecture's layout (``x @ W``); torch stores
+the transpose. dtype follows the parameters.
 """
 from functools import lru_cache
 
@@ -105,6 +113,24 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    def terms(self, dout_terms):
+        """The magnitudes of the terms the results of the last forward and backward are summed
+        from, as float64 arrays shaped like the results: "out" (the output), "dx" (the input
+        gradient, given dout_terms >= 0 bounding the terms of dout, shaped like the output), and
+        one entry per parameter (its gradient) and per buffer (its value). A result that is a sum
+        of terms carries rounding of their size, not of its own, so the checks measure its error
+        against them (docs/tolerances.md). A missing key means the result is not a sum (a
+        reshape, an elementwise function): it is measured against its own magnitude. None (the
+        default): the layer does not say, and every result is measured against itself."""
+        return None
+
+    def check_domain(self, x, rtol):
+        """Why this layer's results on input x cannot be checked to relative tolerance rtol
+        (one line, e.g. a batch too small for a batch statistic, a spread the dtype cannot
+        resolve), or None when they can. The checks skip such inputs; on any other input the
+        layer must compute, so raising there is a failure."""
+        return None
+
     def _saved(self):
         if self.cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -133,6 +159,12 @@ class Embedding(Module):
         np.matmul(onehot.T, dout.reshape(-1, E), out=self.weight.grad)
         return None  # the input is integer indices: no gradient
 
+    def terms(self, dout_terms):
+        x = self._saved().reshape(-1)
+        dW = np.zeros(self.weight.data.shape)
+        np.add.at(dW, x, dout_terms.reshape(len(x), -1))  # every lookup of a row adds to it
+        return {"weight": dW}
+
 
 class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1*d2*...)."""
@@ -143,6 +175,12 @@ class Flatten(Module):
 
     def backward(self, dout):
         return dout.reshape(self._saved())
+
+    def terms(self, dout_terms):
+        return {"dx": dout_terms.reshape(self._saved())}
+
+    def check_domain(self, x, rtol):
+        return None if x.ndim >= 2 else f"Flatten needs (N, ...) input, got shape {x.shape}"
 
 
 class FlattenConsecutive(Module):
@@ -163,6 +201,16 @@ class FlattenConsecutive(Module):
 
     def backward(self, dout):
         return dout.reshape(self._saved())
+
+    def terms(self, dout_terms):
+        return {"dx": dout_terms.reshape(self._saved())}
+
+    def check_domain(self, x, rtol):
+        if x.ndim != 3:
+            return f"FlattenConsecutive needs (B, T, C) input, got shape {x.shape}"
+        if x.shape[1] % self.n:
+            return f"sequence length {x.shape[1]} is not divisible by {self.n}"
+        return None
 
 
 class Linear(Module):
@@ -192,6 +240,17 @@ class Linear(Module):
             np.matmul(_filled(len(d2), 1, d2.dtype), d2, out=self.bias.grad)
         return (d2 @ self.weight.data.T).reshape(x.shape)
 
+    def terms(self, dout_terms):
+        x = np.abs(_rows(self._saved()).astype(np.float64))
+        W, B = np.abs(self.weight.data.astype(np.float64)), _rows(dout_terms)
+        out = x @ W
+        t = {"weight": x.T @ B, "dx": (B @ W.T).reshape(self.cache.shape)}
+        if self.bias is not None:
+            out += np.abs(self.bias.data)
+            t["bias"] = B.sum(0)
+        t["out"] = out.reshape(self.cache.shape[:-1] + W.shape[-1:])
+        return t
+
 
 class BatchNorm1d(Module):
     """Batch normalisation over every axis but the last. x: (N, C) or (N, L, C) -> same shape.
@@ -216,7 +275,7 @@ class BatchNorm1d(Module):
         if not self.training:
             xc = x2 - self.running_mean
             istd = _inverse_std(self.running_var, self.eps)
-            self.cache = (xc, istd, None)
+            self.cache = (xc, istd, None, self.running_mean)
             return self._affine(xc, istd).reshape(x.shape)
         n = x2.shape[0]
         if n < 2:
@@ -233,7 +292,7 @@ class BatchNorm1d(Module):
         self.running_mean += m * mean
         self.running_var *= 1 - m
         self.running_var += (m * (n - d) / (n - 1)) * var  # the running variance is always unbiased
-        self.cache = (xc, istd, n)
+        self.cache = (xc, istd, n, mean)
         return self._affine(xc, istd).reshape(x.shape)
 
     def _affine(self, xc, istd):
@@ -243,7 +302,7 @@ class BatchNorm1d(Module):
         return out
 
     def backward(self, dout):
-        xc, istd, n = self._saved()
+        xc, istd, n, _ = self._saved()
         shape, dout = dout.shape, _rows(dout)
         ones = _filled(len(dout), 1, dout.dtype)
         db = np.matmul(ones, dout, out=self.bias.grad)  # sum(dout)
@@ -260,6 +319,92 @@ class BatchNorm1d(Module):
         dx -= db * (1 / n)
         dx *= k
         return dx.reshape(shape)
+
+    def terms(self, dout_terms):
+        xc, istd, n, mean = (np.abs(np.asarray(v, np.float64)) if v is not None else None
+                             for v in self._saved())
+        B, xhat = _rows(dout_terms), xc * istd
+        x = xc + mean  # bounds |x|: the terms of the mean and of x - mean
+        k = np.abs(self.weight.data.astype(np.float64)) * istd
+        g = (B * xhat).sum(0)
+        t = {"out": (k * (x + mean) + np.abs(self.bias.data)).reshape(dout_terms.shape),
+             "weight": g, "bias": B.sum(0)}
+        rm, rv = (np.abs(b.astype(np.float64)) for b in (self.running_mean, self.running_var))
+        if n is None:  # eval: running statistics are constants
+            t.update(dx=(k * B).reshape(dout_terms.shape), running_mean=rm, running_var=rv)
+            return t
+        d, m = (1 if self.unbiased else 0), self.momentum
+        t["dx"] = (k * (B + B.sum(0) / n + xhat * g / (n - d))).reshape(dout_terms.shape)
+        # running = (1 - m) running + m stat, and (1 - m) |old| <= |new| + m |stat|
+        t["running_mean"] = rm + m * mean + m * x.sum(0) / n
+        t["running_var"] = rv + m * (x * x).sum(0) / (n - 1)
+        return t
+
+    def check_domain(self, x, rtol):
+        if not self.training:
+            return None
+        x2 = np.asarray(_rows(x), np.float64)
+        if len(x2) < 2:
+            return f"BatchNorm1d in training needs at least 2 values per channel, got shape {x.shape}"
+        # x - mean carries a relative error of eps * |x| / spread, amplified by istd into the
+        # output: it must stay a tenth of rtol, or the output is rounding noise in any implementation
+        eps = np.finfo(np.asarray(x).dtype).eps
+        bad = np.flatnonzero(x2.std(0) < 10 * eps / rtol * np.abs(x2).max(0))
+        if bad.size:
+            return f"channel {bad[0]}: spread too small for {np.asarray(x).dtype} to resolve x - mean"
+        return None
+
+
+class LayerNorm(Module):
+    """Normalisation of each row over its last axis, as torch.nn.LayerNorm(dim): x (..., C) ->
+    same shape, out = weight * (x - mean) / sqrt(var + eps) + bias with the row's mean and
+    biased (divisor C) variance. No batch statistics: any batch size, the same in train and eval.
+    """
+
+    _param_names = ("weight", "bias")
+
+    def __init__(self, dim, eps=1e-5, *, dtype=np.float32):
+        self.eps = eps
+        self.weight = Parameter(np.ones(dim, dtype=dtype))
+        self.bias = Parameter(np.zeros(dim, dtype=dtype))
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdims=True)
+        xc = x - mean
+        istd = _inverse_std((xc * xc).mean(-1, keepdims=True), self.eps)
+        xhat = xc * istd
+        self.cache = (xhat, istd, mean)
+        return xhat * self.weight.data + self.bias.data
+
+    def backward(self, dout):
+        xhat, istd, _ = self._saved()
+        lead = tuple(range(dout.ndim - 1))
+        self.bias.grad[...] = dout.sum(lead)
+        self.weight.grad[...] = (dout * xhat).sum(lead)
+        dxhat = dout * self.weight.data
+        # per row, for xhat = (x - mean) * istd with the divisor-C variance:
+        # dx = istd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+        return istd * (dxhat - dxhat.mean(-1, keepdims=True)
+                       - xhat * (dxhat * xhat).mean(-1, keepdims=True))
+
+    def terms(self, dout_terms):
+        xhat, istd, mean = (np.abs(v.astype(np.float64)) for v in self._saved())
+        g, lead = np.abs(self.weight.data.astype(np.float64)), tuple(range(xhat.ndim - 1))
+        gB = g * dout_terms
+        x = xhat / istd + mean  # bounds |x|: the terms of the mean and of x - mean
+        return {"out": g * istd * (x + mean) + np.abs(self.bias.data),
+                "weight": (dout_terms * xhat).sum(lead), "bias": dout_terms.sum(lead),
+                "dx": istd * (gB + gB.mean(-1, keepdims=True)
+                              + xhat * (gB * xhat).mean(-1, keepdims=True))}
+
+    def check_domain(self, x, rtol):
+        if x.shape[-1] == 1:  # the mean of one value is exact: x - mean is 0
+            return None
+        # as for BatchNorm1d, along each row
+        x2 = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+        eps = np.finfo(np.asarray(x).dtype).eps
+        bad = np.flatnonzero(x2.std(1) < 10 * eps / rtol * np.abs(x2).max(1))
+        return f"row {bad[0]}: spread too small for {x.dtype} to resolve x - mean" if bad.size else None
 
 
 def _inverse_std(var, eps):
@@ -283,6 +428,10 @@ class Tanh(Module):
         np.subtract(1, dx, out=dx)  # d tanh(x)/dx = 1 - tanh(x)^2
         dx *= dout
         return dx
+
+    def terms(self, dout_terms):
+        h = self._saved().astype(np.float64)
+        return {"dx": (1 + h * h) * dout_terms}  # the terms of 1 - h^2 are 1 and h^2
 
 
 class Sequential(Module):
@@ -320,6 +469,28 @@ class Sequential(Module):
         for layer in self.layers:
             layer.train(mode)
         return self
+
+    def terms(self, dout_terms):
+        """Every layer's terms, chained from the last layer's dout_terms back to the input, under
+        the stack's names ("3.weight"); "out" is the last layer's. None if a layer does not say."""
+        t = {}
+        for i in reversed(range(len(self.layers))):
+            own = self.layers[i].terms(dout_terms)
+            if own is None:
+                return None
+            t.update({f"{i}.{k}": v for k, v in own.items() if k not in ("out", "dx")})
+            if i == len(self.layers) - 1 and "out" in own:
+                t["out"] = own["out"]
+            dout_terms = own.get("dx")
+            if dout_terms is None and i > 0:  # only the first layer may take index input
+                return None
+        if dout_terms is not None:
+            t["dx"] = dout_terms
+        return t
+
+    def check_domain(self, x, rtol):
+        """The first layer's domain: the inputs of later layers are only known after a forward."""
+        return self.layers[0].check_domain(x, rtol) if self.layers else None
 
 
 class CrossEntropyLoss:

@@ -2,7 +2,7 @@
 
 Sections: the broken-up graph (all 26 gradients), the one-step backward of exercises 2 and 3, every
 parameter gradient of a model against its torch twin, and lockstep training of the two. Each row
-holds the DESIGN.md tolerance for its dtype (oracle.compare); a tensor whose true gradient is zero
+holds the tolerance policy for its dtype (numpy_ninja.tolerance); a tensor whose true gradient is zero
 is measured against the terms it is summed from (oracle.scales).
 """
 import numpy as np
@@ -17,8 +17,8 @@ from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
 from numpy_ninja.train import BLOCK, NonFiniteLoss, batch_indices, train_steps
 from oracle.atomic import autograd_backprop
-from oracle.compare import agreement
-from oracle.scales import atomic_term_scales, backward_by_layer, term_scales
+from numpy_ninja.tolerance import agreement
+from oracle.scales import atomic_term_scales, term_scales
 from oracle.twin import build_twin, run_twin
 
 DTYPES = (np.float32, np.float64)
@@ -69,8 +69,9 @@ def model_rows(args, data, dtype):
     ref = run_twin(model, X[rows_ix], targets=Y[rows_ix])
     criterion = nn.CrossEntropyLoss()
     criterion(model(X[rows_ix]), Y[rows_ix])
-    _, douts = backward_by_layer(model, criterion.backward())
-    scales = term_scales(model, douts)
+    dlogits = criterion.backward()
+    model.backward(dlogits)
+    scales = term_scales(model, np.abs(dlogits))
     zero = {f"{i}.bias" for i, (a, b) in enumerate(zip(model.layers, model.layers[1:]))
             if isinstance(a, nn.Linear) and isinstance(b, nn.BatchNorm1d) and a.bias is not None}
     return [row("model parameters", name, dtype, p.grad, ref["grads"][name],
@@ -86,7 +87,6 @@ def lockstep(args, data, dtype):
     optimizer = SGD(model.parameters(), config.lr)
     twin = build_twin(model, torch.from_numpy(np.zeros(0, dtype)).dtype)
     theirs = dict(twin.named_parameters())
-    transposed = {f"{i}.weight" for i, layer in enumerate(model.layers) if isinstance(layer, nn.Linear)}
     X, Y = data.splits["train"]
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     lossi = np.zeros(args.steps)  # float64: the loss as computed
@@ -107,7 +107,6 @@ def lockstep(args, data, dtype):
         worst = 0.0
         for name, p in model.named_parameters():
             t = theirs[name].detach().numpy()
-            t = t.T if name in transposed else t
             worst = max(worst, float(np.abs(p.data - t).max() / np.abs(t).max()))
         divergence.append(worst)
     return dict(ours=ours_loss, torch=torch_loss, divergence=divergence)

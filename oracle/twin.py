@@ -1,15 +1,17 @@
 """A numpy_ninja network's twin in PyTorch, for reference outputs and gradients by autograd.
 
-Torch's own modules wherever torch has them (nn.Embedding, nn.Flatten, nn.Linear, nn.BatchNorm1d
-for the biased estimator, nn.Tanh, F.cross_entropy); small modules here only where it has none
-(FlattenConsecutive; BatchNorm normalising with the unbiased n-1 variance).
+Torch's own modules or ops wherever torch has them (nn.Embedding, nn.Flatten, F.linear,
+nn.BatchNorm1d for the biased estimator, nn.LayerNorm, nn.Tanh, F.cross_entropy); small modules
+here only where it has none (FlattenConsecutive; BatchNorm normalising with the unbiased n-1
+variance).
 
     build_twin(module, dtype=None) -> torch.nn.Module
     run_twin(module, x, targets=None, dout=None) -> {"out", "loss", "dx", "grads", "buffers"}
 
-`module` is a numpy_ninja layer or Sequential; everything returned is keyed by its own
-``named_parameters()`` / ``named_buffers()`` names and shaped in its layout (Linear weight
-(fan_in, fan_out); torch's is the transpose).
+`module` is a numpy_ninja layer or Sequential. The twin's state_dict has the module's names and
+shapes (its Linear keeps the weight as (fan_in, fan_out), as ours does), so ``build_twin`` is a
+twin factory for ``oracle.check_layer``; everything run_twin returns is keyed by the module's
+``named_parameters()`` / ``named_buffers()`` names.
 """
 import numpy as np
 import torch
@@ -30,6 +32,18 @@ class FlattenConsecutive(nn.Module):
         B, T, C = x.shape
         x = x.reshape(B, T // self.n, C * self.n)
         return x[:, 0] if T == self.n else x
+
+
+class Linear(nn.Module):
+    """torch's linear op on a weight stored (fan_in, fan_out): x @ weight + bias."""
+
+    def __init__(self, fan_in, fan_out, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(fan_in, fan_out))
+        self.bias = nn.Parameter(torch.empty(fan_out)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight.T, self.bias)
 
 
 class ChannelsLastBatchNorm1d(nn.BatchNorm1d):
@@ -81,31 +95,23 @@ def twin_module(layer, dtype):
     elif isinstance(layer, nn_np.FlattenConsecutive):
         m = FlattenConsecutive(layer.n)
     elif isinstance(layer, nn_np.Linear):
-        m = nn.Linear(*layer.weight.shape, bias=layer.bias is not None)
+        m = Linear(*layer.weight.shape, bias=layer.bias is not None)
     elif isinstance(layer, nn_np.BatchNorm1d):
         dim = layer.weight.shape[0]
         m = (UnbiasedBatchNorm1d(dim, layer.eps, layer.momentum) if layer.unbiased
              else ChannelsLastBatchNorm1d(dim, eps=layer.eps, momentum=layer.momentum))
+    elif isinstance(layer, nn_np.LayerNorm):
+        m = nn.LayerNorm(layer.weight.shape[0], eps=layer.eps)
     elif isinstance(layer, nn_np.Tanh):
         m = nn.Tanh()
     else:
         raise TypeError(f"no torch twin for {type(layer).__name__}")
     m = m.to(torch_dtype(dtype))
-    state = to_torch_layout(layer)
+    state = {name: torch.tensor(np.array(value)) for name, value in layer.state_dict().items()}
     if isinstance(m, nn.BatchNorm1d):  # torch's counter, which we do not keep (momentum is set)
         state["num_batches_tracked"] = m.num_batches_tracked
     m.load_state_dict(state)  # strict: every name and shape must match
     return m.train(layer.training)
-
-
-def to_torch_layout(layer):
-    """The layer's state as torch tensors named and shaped as its twin's (Linear weight transposed)."""
-    state = {}
-    for name, value in layer.state_dict().items():
-        if isinstance(layer, nn_np.Linear) and name == "weight":
-            value = value.T
-        state[name] = torch.tensor(np.array(value))
-    return state
 
 
 def _layers(module):
@@ -153,8 +159,7 @@ def run_twin(module, x, targets=None, dout=None):
     grads, buffers = {}, {}
     for (prefix, layer), m in zip(_layers(module), twins):
         for name, p in m.named_parameters():
-            g = p.grad.numpy()
-            grads[prefix + name] = g.T if isinstance(layer, nn_np.Linear) and name == "weight" else g
+            grads[prefix + name] = p.grad.numpy()
         theirs = dict(m.named_buffers())
         for name, _ in layer.named_buffers():
             buffers[prefix + name] = theirs[name].numpy()

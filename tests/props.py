@@ -8,18 +8,52 @@ from hypothesis.extra import numpy as hnp
 
 import numpy_ninja as nn
 from numpy_ninja import atomic
+from numpy_ninja.tolerance import agreement, rtol_for
 from oracle.atomic import autograd_backprop
-from oracle.compare import F64_RTOL, RTOL, agreement
-from oracle.scales import atomic_term_scales, backward_by_layer, term_scales
+from oracle.scales import atomic_term_scales, term_scales
 from oracle.twin import run_twin
 
 DTYPES = hnp.floating_dtypes(sizes=(32, 64), endianness="=")
 SCALES = st.sampled_from([1e-3, 1e-2, 0.1, 1.0, 10.0])  # init scales over four orders of magnitude
 
+# Every layer for oracle.check_layer: make_layer(dtype, rng), features, input ranks, input kind;
+# the harness draws the rest (batch size, sequence length, mode, dtype, initialisation, input
+# magnitude, dout).
+LAYERS = {
+    "Linear": (lambda dtype, rng: nn.Linear(4, int(rng.integers(1, 6)), bias=bool(rng.integers(2)),
+                                            rng=rng, dtype=dtype), 4, (2, 3), "float"),
+    "Linear, one input feature": (lambda dtype, rng: nn.Linear(1, 3, rng=rng, dtype=dtype), 1, (2, 3), "float"),
+    "BatchNorm1d n-1": (lambda dtype, rng: nn.BatchNorm1d(3, momentum=float(rng.choice([0.1, 0.5, 1.0])),
+                                                           dtype=dtype), 3, (2, 3), "float"),
+    "BatchNorm1d n": (lambda dtype, rng: nn.BatchNorm1d(3, unbiased=False, dtype=dtype), 3, (2, 3), "float"),
+    "BatchNorm1d, one channel": (lambda dtype, rng: nn.BatchNorm1d(1, dtype=dtype), 1, (2, 3), "float"),
+    "LayerNorm": (lambda dtype, rng: nn.LayerNorm(5, dtype=dtype), 5, (2, 3), "float"),
+    "LayerNorm, two features": (lambda dtype, rng: nn.LayerNorm(2, dtype=dtype), 2, (2, 3), "float"),
+    "Tanh": (lambda dtype, rng: nn.Tanh(), 3, (2, 3, 4), "float"),
+    "Embedding": (lambda dtype, rng: nn.Embedding(6, int(rng.integers(1, 5)), rng=rng, dtype=dtype),
+                  6, (1, 2), "index"),
+    "Flatten": (lambda dtype, rng: nn.Flatten(), 2, (3, 4), "float"),
+    "FlattenConsecutive": (lambda dtype, rng: nn.FlattenConsecutive(int(rng.choice([1, 2, 3]))), 2, (3,), "float"),
+}
+
 
 def floats(dtype, shape, lo=-2.0, hi=2.0):
-    """A float array of the given dtype and shape (hypothesis elements, no subnormals)."""
-    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, width=32, allow_subnormal=False))
+    """A float array of the given dtype and shape, no subnormals, every element drawn: with a fill
+    value hypothesis makes most of an array one number, and equal rows give BatchNorm constant
+    channels that no dtype can normalise."""
+    elements = st.floats(lo, hi, width=32, allow_subnormal=False)
+    return hnp.arrays(dtype, shape, elements=elements, fill=st.nothing())
+
+
+def contexts(draw, V, N, block):
+    """Integer contexts (N, block) in [0, V), every entry drawn (no fill value), the first two
+    rows different: a batch whose rows are all the same context gives BatchNorm constant
+    channels, which no dtype can normalise (V >= 2, N >= 2). draw: data.draw, or a composite's."""
+    X = draw(hnp.arrays(np.int64, (N, block), elements=st.integers(0, V - 1), fill=st.nothing()),
+             label="X")
+    if np.array_equal(X[0], X[1]):
+        X[1, 0] = (X[0, 0] + draw(st.integers(1, V - 1), label="X[1, 0] - X[0, 0]")) % V
+    return X
 
 
 def set_params(data, model, dtype, scale):
@@ -35,8 +69,8 @@ def set_params(data, model, dtype, scale):
 
 
 def our_pass(model, x, targets=None, dout=None):
-    """Forward and backward layer by layer; returns out, loss, dx, the input of each layer and the
-    gradient reaching each layer."""
+    """Forward layer by layer and backward; returns out, loss, dx, the input of each layer and
+    the gradient at the output."""
     inputs = []
     out = x
     for layer in model.layers:
@@ -47,8 +81,7 @@ def our_pass(model, x, targets=None, dout=None):
         criterion = nn.CrossEntropyLoss()
         loss = criterion(out, targets)
         dout = criterion.backward()
-    dx, douts = backward_by_layer(model, dout)
-    return out, loss, dx, inputs, douts
+    return out, loss, model.backward(dout), inputs, dout
 
 
 def require(condition):
@@ -59,72 +92,59 @@ def require(condition):
         assert condition, "the batch cannot be resolved in this dtype (see resolvable)"
 
 
-def resolvable(x, dtype, layers=1):
-    """False when a channel of BatchNorm input x (N, ..., C) has a spread over the batch too small,
-    relative to its values, for the dtype to resolve x - mean to the tolerance checked: x - mean
-    carries a relative error of eps * magnitude / spread, and through `layers` BatchNorm layers
-    these add up, so spread / magnitude >= 10 * layers * eps / rtol (one layer: 0.12 in float32,
-    2.2e-5 in float64). Below it the output is rounding noise amplified by up to 1/sqrt(eps), in
-    any implementation; test_properties covers the exactly-constant channel separately."""
-    rtol = F64_RTOL if dtype == np.float64 else RTOL
-    x2 = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
-    return not np.any(x2.std(0) < 10 * layers * np.finfo(dtype).eps / rtol * np.abs(x2).max(0))
+def resolvable(model, inputs, dtype):
+    """Whether every BatchNorm in training can resolve x - mean of its input (its check_domain):
+    through several BatchNorm layers the relative errors of x - mean add up, so each gets an
+    equal share of the tolerance. Below it the output is rounding noise amplified by up to
+    1/sqrt(eps), in any implementation; test_properties covers the exactly-constant channel
+    separately."""
+    bns = [(layer, x) for layer, x in zip(model.layers, inputs)
+           if isinstance(layer, nn.BatchNorm1d) and layer.training]
+    return all(layer.check_domain(x, rtol_for(dtype) / len(bns)) is None for layer, x in bns)
 
 
-def output_scale(layer, x):
-    """The magnitude of the terms the last layer's output is summed from (Linear: |x| |W| + |b|;
-    BatchNorm: |g xhat| + |b|); None where the output is not a sum."""
-    if isinstance(layer, nn.Linear):
-        terms = np.abs(np.asarray(x, np.float64)) @ np.abs(layer.weight.data.astype(np.float64))
-        return float((terms + (np.abs(layer.bias.data) if layer.bias is not None else 0)).max())
-    if isinstance(layer, nn.BatchNorm1d):  # g * (x - mean) * istd + b, in whatever association
-        xc, istd, _ = layer.cache
-        x2 = np.abs(np.asarray(x, np.float64)).reshape(xc.shape)
-        mean = np.abs(x2 - xc)  # the batch mean in training, the running mean in eval
-        return float((np.abs(layer.weight.data * istd) * (x2 + mean) + np.abs(layer.bias.data)).max())
-    return None
+def lecture_batchnorm_resolves(hprebn):
+    """Whether the broken-up graph's BatchNorm can resolve hprebn - bnmeani (see resolvable)."""
+    bn = nn.BatchNorm1d(hprebn.shape[1], dtype=hprebn.dtype)
+    return bn.check_domain(hprebn, rtol_for(hprebn.dtype)) is None
 
 
 def twin_disagreements(model, x, targets=None, dout=None):
     """Everything numpy_ninja computes for one pass of `model`, against its torch twin.
 
     Returns [(what, Agreement)] for every output, loss, input gradient, parameter gradient and
-    running statistic that breaks the DESIGN.md tolerance for the model's dtype.
+    running statistic that breaks the tolerance policy for the model's dtype.
     """
     dtype = model.parameters()[0].data.dtype if model.parameters() else x.dtype
     ref = run_twin(model, x, targets=targets, dout=dout)  # before ours: ours updates buffers
-    before = {k: np.abs(np.asarray(v, np.float64)) for k, v in model.named_buffers()}
-    out, loss, dx, inputs, douts = our_pass(model, x, targets=targets, dout=dout)
-    bn_inputs = [x for layer, x in zip(model.layers, inputs) if isinstance(layer, nn.BatchNorm1d) and layer.training]
-    require(all(resolvable(x, dtype, len(bn_inputs)) for x in bn_inputs))
-    top = None
-    if targets is not None:  # dlogits = (softmax - onehot) / N cancels where the softmax is sure
+    out, loss, dx, inputs, dout = our_pass(model, x, targets=targets, dout=dout)
+    require(resolvable(model, inputs, dtype))
+    top = np.abs(np.asarray(dout, np.float64))
+    if targets is not None:
+        # dlogits = (softmax - onehot) / N cancels where the softmax is sure; and exp turns the
+        # absolute rounding of the logits (eps times their terms, L; twice with the max) into a
+        # relative one of the softmax: its terms are p (1 + 2L) per row
         z = np.asarray(out, np.float64)
-        top = np.exp(z - z.max(1, keepdims=True))
-        top /= top.sum(1, keepdims=True)
+        L = model.layers[-1].terms(np.zeros(out.shape))["out"].max(1, keepdims=True)
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        top = p * (1 + 2 * L)
         top[np.arange(len(z)), targets] += 1
         top /= len(z)
-    scales = term_scales(model, douts, top)
-    pairs = [("out", out, ref["out"], output_scale(model.layers[-1], inputs[-1]))]
-    if loss is not None:  # mean(logsumexp - logit of the target): measured against those terms
-        z = np.asarray(out, np.float64)
-        lse = z.max(1) + np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
-        loss_terms = float(np.mean(np.abs(lse) + np.abs(z[np.arange(len(z)), targets])))
+    scales = term_scales(model, top)
+    pairs = [("out", out, ref["out"], scales.get("out"))]
+    if loss is not None:  # mean(max + log(s) - logit of the target), s = sum(exp(z - max)) >= 1:
+        # the max and the target's logit round by eps times the logits' terms (L each), log(s)
+        # by s's relative rounding, about eps (1 per row)
+        log_s = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
+        loss_terms = float(np.mean(2 * L[:, 0] + log_s + 1))
         pairs.append(("loss", np.array(loss, dtype), np.array(ref["loss"], dtype), loss_terms))
     if ref["dx"] is not None:
         pairs.append(("dx", dx, ref["dx"], scales["dx"]))
     for name, p in model.named_parameters():
         pairs.append((f"grad {name}", p.grad, ref["grads"][name], scales[name]))
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, nn.BatchNorm1d):
-            # running = (1-m) running + m stat: measured against those terms (the mean can cancel)
-            x2 = np.asarray(inputs[i], np.float64).reshape(-1, layer.weight.shape[0])
-            m, n = (layer.momentum, len(x2)) if layer.training else (0.0, 2)
-            stats = {"running_mean": np.abs(x2).mean(0), "running_var": (x2**2).sum(0) / (n - 1)}
-            for k, stat in stats.items():
-                name = f"{i}.{k}"
-                scale = float(((1 - m) * before[name] + m * stat).max())
-                pairs.append((name, getattr(layer, k), ref["buffers"][name], scale))
+    for name, b in model.named_buffers():  # running statistics: (1-m) running + m stat can cancel
+        pairs.append((name, b, ref["buffers"][name], scales[name]))
     bad = []
     for what, ours, theirs, scale in pairs:
         assert ours.shape == theirs.shape and ours.dtype == dtype, what
@@ -138,7 +158,7 @@ def atomic_disagreements(params, Xb, Yb):
     """All 26 gradients of the broken-up graph (and the loss) against autograd."""
     dtype = params["C"].dtype
     _, t = atomic.forward(params, Xb, Yb)
-    require(resolvable(t["hprebn"], dtype))
+    require(lecture_batchnorm_resolves(t["hprebn"]))
     loss, grads = atomic.manual_backprop(params, Xb, Yb)
     ref_loss, ref = autograd_backprop(params, Xb, Yb)
     scales = atomic_term_scales(t, Xb)
@@ -160,7 +180,7 @@ def one_step_disagreements(params, Xb, Yb):
     against autograd: [(what, Agreement)] for those breaking the tolerance."""
     dtype = params["C"].dtype
     _, t = atomic.forward(params, Xb, Yb)
-    require(resolvable(t["hprebn"], dtype))
+    require(lecture_batchnorm_resolves(t["hprebn"]))
     _, ref = autograd_backprop(params, Xb, Yb)
     scales = atomic_term_scales(t, Xb)
     pairs = [("dlogits", atomic.cross_entropy_backward(t["logits"], Yb), "logits"),
@@ -185,11 +205,10 @@ def lecture_params(draw, dtype=None):
     H, n = draw(st.integers(1, 12)), draw(st.integers(2, 24))
     scale = draw(SCALES)
     shapes = dict(C=(V, E), W1=(block * E, H), b1=(H,), W2=(H, V), b2=(V,), bngain=(1, H), bnbias=(1, H))
-    params = {k: draw(hnp.arrays(dtype, s, elements=st.floats(-1, 1, width=32, allow_subnormal=False),
-                                 unique=True), label=k) for k, s in shapes.items()}
-    params["W1"] *= np.asarray(scale, dtype)
-    params["W2"] *= np.asarray(scale, dtype)
+    params = {k: draw(floats(dtype, s, -1, 1), label=k) for k, s in shapes.items()}
+    for k in ("W1", "b1", "W2"):  # b1 with W1: hprebn keeps a spread BatchNorm can resolve
+        params[k] *= np.asarray(scale, dtype)
     params["bngain"] += np.asarray(1, dtype)
-    Xb = draw(hnp.arrays(np.int64, (n, block), elements=st.integers(0, V - 1)), label="Xb")
+    Xb = contexts(draw, V, n, block)
     Yb = draw(hnp.arrays(np.int64, n, elements=st.integers(0, V - 1)), label="Yb")
     return params, Xb, Yb

@@ -1,6 +1,7 @@
 """The suite can fail: small bugs planted in the real backward code are reported by the same checks
-the property tests use. A mutant is the source of the real function with one textual change, or
-the real backward with its result off by one part in a million."""
+the property tests use, oracle.check_layer for a layer on its own and props' network checks for
+the stacks. A mutant is the source of the real function with one textual change, or the real
+backward with its result off by one part in a million."""
 import inspect
 import textwrap
 
@@ -9,7 +10,9 @@ import pytest
 
 import numpy_ninja as nn
 from numpy_ninja import atomic, layers, models
-from props import atomic_disagreements, one_step_disagreements, twin_disagreements
+from oracle import check_layer
+from oracle.twin import build_twin
+from props import LAYERS, atomic_disagreements, one_step_disagreements, twin_disagreements
 
 
 def mutant(func, old, new):
@@ -132,6 +135,40 @@ def test_one_part_in_a_million_is_reported(monkeypatch, cls, where, reported):
     monkeypatch.setattr(cls, "backward", off_by_a_millionth(cls.backward, where))
     model, X, Y = network(hierarchical=cls is layers.FlattenConsecutive)
     assert reported <= {what for what, _ in twin_disagreements(model, X, targets=Y)}
+
+
+@pytest.mark.parametrize("reference", ["twin", "finite differences"])
+@pytest.mark.parametrize("layer, cls, where", [
+    ("Linear", layers.Linear, "input"),
+    ("Linear", layers.Linear, "params"),
+    ("BatchNorm1d n-1", layers.BatchNorm1d, "input"),
+    ("BatchNorm1d n", layers.BatchNorm1d, "params"),
+    ("LayerNorm", layers.LayerNorm, "input"),
+    ("LayerNorm", layers.LayerNorm, "params"),
+    ("Tanh", layers.Tanh, "input"),
+    ("Embedding", layers.Embedding, "params"),
+    ("Flatten", layers.Flatten, "input"),
+    ("FlattenConsecutive", layers.FlattenConsecutive, "input"),
+])
+def test_the_harness_reports_one_part_in_a_million(monkeypatch, layer, cls, where, reference):
+    """Each layer on its own, as test_properties checks it, with the mutant: check_layer fails
+    at a tensor the mutant breaks (float64: 1e-6 is far above its 1e-10 policy)."""
+    monkeypatch.setattr(cls, "backward", off_by_a_millionth(cls.backward, where))
+    make_layer, features, ndim, kind = LAYERS[layer]
+    report = check_layer(make_layer, features, twin=build_twin if reference == "twin" else None,
+                         ndim=ndim, input=kind, dtypes=("float64",), max_examples=20)
+    broken = {"dx"} if where == "input" else {f"grad {name}" for name in ("weight", "bias")}
+    assert not report.passed and report.counterexample.tensor in broken, report
+
+
+@pytest.mark.parametrize("reference", ["twin", "finite differences"])
+def test_the_harness_reports_the_forgotten_bessel_factor(monkeypatch, reference):
+    monkeypatch.setattr(layers.BatchNorm1d, "backward", mutant(
+        layers.BatchNorm1d.backward, "d = 1 if self.unbiased else 0", "d = 0"))
+    make_layer, features, ndim, kind = LAYERS["BatchNorm1d n-1"]
+    report = check_layer(make_layer, features, twin=build_twin if reference == "twin" else None,
+                         ndim=ndim, input=kind, dtypes=("float64",), max_examples=20)
+    assert not report.passed and report.counterexample.tensor == "dx", report
 
 
 def test_cross_entropy_one_part_in_a_million_is_reported(monkeypatch):

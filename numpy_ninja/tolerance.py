@@ -1,16 +1,15 @@
-"""How close two arrays are: the figures the tests and the compare report use.
+"""How close two arrays are, and how close they must be: the tolerance policy (docs/tolerances.md).
 
-The tolerance policy (DESIGN.md): float64 relative error at most 1e-10; float32 within torch's
-allclose defaults. Relative error is max |ours - ref| over a scale: by default the reference's
-largest magnitude; for a tensor whose true value is zero (logit_maxes's gradient, a bias before
-BatchNorm) pass the scale of the terms it is summed from.
+float64: relative error at most 1e-10. float32: max |ours - ref| <= ATOL + RTOL * scale, torch's
+allclose constants applied against the scale. The relative error is max |ours - ref| over a
+scale: by default the reference's largest magnitude; for a tensor whose true value is zero or
+cancels (logit_maxes's gradient, a bias before BatchNorm, BatchNorm's input gradient) pass the
+magnitude of the terms it is summed from (``Module.terms``).
 
-float32 passes with allclose's rtol and atol applied against that scale,
-max |ours - ref| <= ATOL + RTOL * scale. Element by element the bound cannot hold: an element
-that is a sum of terms of size `scale` cancelling to something small carries rounding of order
-eps32 * scale whatever its own size, and two correct implementations summing in different orders
-differ there (measured: the output layer's weight gradient of the exercise-4 network at
-2e-7 * scale). The element-wise verdict is still reported, as `allclose`.
+Element by element allclose cannot hold in float32: an element that is a sum of terms of size
+`scale` cancelling to something small carries rounding of order eps32 * scale whatever its own
+size, and two correct implementations summing in different orders differ there. The
+element-wise verdict is still reported, as `allclose`.
 """
 from dataclasses import asdict, dataclass
 
@@ -18,6 +17,18 @@ import numpy as np
 
 F64_RTOL = 1e-10
 RTOL, ATOL = 1e-5, 1e-8  # torch.allclose defaults
+
+
+def rtol_for(dtype):
+    """The relative tolerance the policy holds a dtype to."""
+    return F64_RTOL if np.dtype(dtype) == np.float64 else RTOL
+
+
+def tolerance(dtype, scale):
+    """The largest |ours - ref| the policy accepts for a tensor of this dtype and term scale."""
+    if np.dtype(dtype) == np.float64:
+        return F64_RTOL * scale
+    return ATOL + RTOL * scale
 
 
 @dataclass
@@ -30,10 +41,8 @@ class Agreement:
     scale: float
 
     def passes(self, dtype):
-        """The DESIGN.md tolerance for this dtype."""
-        if np.dtype(dtype) == np.float64:
-            return self.max_rel_err <= F64_RTOL
-        return self.max_abs_diff <= ATOL + RTOL * self.scale
+        """The policy's tolerance for this dtype."""
+        return self.max_abs_diff <= tolerance(dtype, self.scale)
 
     def as_dict(self):
         return asdict(self)
@@ -64,3 +73,11 @@ def agreement(ours, ref, scale=None):
         allclose=bool(np.all(diff <= ATOL + RTOL * np.abs(ref.astype(np.float64)))),
         max_abs_diff=max_abs, max_rel_err=rel,
         max_ulp=int(ulp_distance(ours, ref).max(initial=0)), scale=scale)
+
+
+def within(ours, ref, scale, dtype):
+    """The tolerance `numpy-ninja check` holds a learner's answer to (same shape and dtype as
+    ref): Agreement.passes against `scale`, or in float32 also the lecture's own allclose.
+    Returns (Agreement, passed)."""
+    a = agreement(ours, ref, scale)
+    return a, a.passes(dtype) or (np.dtype(dtype) != np.float64 and a.allclose)

@@ -1,0 +1,167 @@
+"""`numpy-ninja check-layer FILE:FACTORY --features F [--twin FILE:FACTORY]`: oracle.check_layer
+from the command line. Registered under the entry-point group `numpy_ninja.commands`; torch is
+imported only with --twin. Exit 0 when the layer passes, 1 with a counterexample, 2 when the check
+cannot run (one line on stderr)."""
+import argparse
+import importlib.util
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+PROG = "numpy-ninja check-layer"
+
+
+class UsageError(Exception):
+    """One line on stderr, exit 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_list(text):
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def name_list(*allowed):
+    def parse(text):
+        names = tuple(text.split(","))
+        for n in names:
+            if n not in allowed:
+                raise argparse.ArgumentTypeError(f"{n!r} is not one of {', '.join(allowed)}")
+        return names
+    return parse
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def parser():
+    p = ArgumentParser(
+        prog=PROG,
+        description="Fuzz a hand-written layer against autograd: hypothesis draws batch sizes, "
+                    "sequence lengths, modes, dtypes, initialisations, input magnitudes and "
+                    "upstream gradients, compares the output, the input gradient, every parameter "
+                    "gradient and buffer with a torch twin (or, without --twin, torch-free with "
+                    "float64 and central differences), and shrinks a failure to the smallest "
+                    "input. Exit 0: passed; 1: a counterexample; 2: the check cannot run. The "
+                    "layer protocol: docs/layer-protocol.md.")
+    p.add_argument("layer", metavar="FILE:FACTORY",
+                   help="a Python file and a function in it: FACTORY(dtype, rng) returns the layer")
+    p.add_argument("--features", type=positive_int, required=True,
+                   help="size of the input's last axis (float input), or the number of indices "
+                        "(index input)")
+    p.add_argument("--twin", metavar="FILE:FACTORY",
+                   help="FACTORY(layer) returns a torch module whose state_dict names and shapes "
+                        "match the layer's (values are copied in); needs PyTorch")
+    p.add_argument("--ndim", type=int_list, default=None,
+                   help="input ranks to try, e.g. 2,3 for (N, F) and (N, L, F) (default: 2 for "
+                        "float input, 1,2 for index input)")
+    p.add_argument("--input", choices=("float", "index"), default="float",
+                   help="float arrays, or integer indices in [0, features) (default: float)")
+    p.add_argument("--dtype", type=name_list("float64", "float32"), default=("float64", "float32"),
+                   help="dtypes to try (default: float64,float32)")
+    p.add_argument("--mode", type=name_list("train", "eval"), default=("train", "eval"),
+                   help="modes to try (default: train,eval)")
+    p.add_argument("--max-examples", type=positive_int, default=200,
+                   help="examples to try before shrinking (default: 200)")
+    p.add_argument("--seed", type=int, default=0, help="hypothesis seed (default: 0)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    return p
+
+
+def load(spec, what):
+    """The function FACTORY of the Python file FILE, from "FILE:FACTORY"."""
+    path, sep, name = spec.rpartition(":")
+    if not sep or not path or not name:
+        raise UsageError(f"{what} must be FILE:FACTORY, got {spec!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    module_spec = importlib.util.spec_from_file_location(f"_check_layer_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(path.resolve().parent))  # the file's own imports of its neighbours
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        raise UsageError(f"{path} does not import: {type(e).__name__}: {e}") from None
+    finally:
+        sys.path.pop(0)
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise UsageError(f"{path} has no function {name}")
+    return factory
+
+
+def finite_or_none(value):
+    """JSON has no infinity: a non-finite error (the layer raised) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+class Progress:
+    """A line on stderr every few seconds while a check runs long."""
+
+    def __init__(self, every=5.0):
+        self.t0 = self.last = time.monotonic()
+        self.every = every
+
+    def __call__(self, examples):
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            print(f"{PROG}: {examples} examples, {now - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    try:
+        import hypothesis  # noqa: F401  (the search itself)
+    except ImportError:
+        print(f"{PROG} needs hypothesis: pip install 'numpy-ninja[oracle]'", file=sys.stderr)
+        return 2
+    from oracle.layercheck import LayerCheckError, check_layer
+
+    try:
+        make_layer = load(args.layer, "the layer")
+        twin = None
+        if args.twin:
+            try:
+                import torch
+            except ImportError:
+                raise UsageError(f"--twin needs PyTorch: pip install 'numpy-ninja[oracle]' "
+                                 "(torch 2.13.0), or leave it out to check torch-free") from None
+            torch.set_num_threads(1)  # tiny tensors: a second thread only waits
+            twin = load(args.twin, "--twin")
+        ndim = args.ndim or ((2,) if args.input == "float" else (1, 2))
+        report = check_layer(make_layer, args.features, twin=twin, ndim=ndim, input=args.input,
+                             dtypes=args.dtype, modes=args.mode, max_examples=args.max_examples,
+                             seed=args.seed, progress=Progress())
+    except (UsageError, LayerCheckError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(finite_or_none(report.as_dict())))
+    else:
+        print(f"{args.layer}, features {args.features}, against "
+              f"{'the twin ' + args.twin if args.twin else 'float64 and central differences'}")
+        print(report)
+    return 0 if report.passed else 1
