@@ -13,47 +13,11 @@ import time
 
 import torch
 
-from numpy_ninja import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Tanh
+from forward import forward
 from numpy_ninja.config import DEFAULTS, MODEL_DEFAULTS, RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.train import BLOCK, batch_indices
-
-
-def torch_forward(model, params, buffers, x, training, momentum=None):
-    """Our Sequential's forward in torch ops, with our parameters; updates running statistics
-    with `momentum` (default: each BatchNorm1d's own)."""
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, Embedding):
-            x = params[f"{i}.weight"][x]
-        elif isinstance(layer, Flatten):
-            x = x.reshape(x.shape[0], -1)
-        elif isinstance(layer, FlattenConsecutive):
-            B, T, C = x.shape
-            x = x.reshape(B, T // layer.n, C * layer.n)
-            x = x[:, 0] if T == layer.n else x
-        elif isinstance(layer, Linear):
-            x = x @ params[f"{i}.weight"]
-            if f"{i}.bias" in params:
-                x = x + params[f"{i}.bias"]
-        elif isinstance(layer, BatchNorm1d):
-            dims = tuple(range(x.ndim - 1))
-            rm, rv = buffers[f"{i}.running_mean"], buffers[f"{i}.running_var"]
-            if training:
-                m = layer.momentum if momentum is None else momentum
-                mean = x.mean(dims)
-                var = x.var(dims, correction=1 if layer.unbiased else 0)
-                with torch.no_grad():
-                    rm.mul_(1 - m).add_(m * mean)
-                    rv.mul_(1 - m).add_(m * x.var(dims, correction=1))
-            else:
-                mean, var = rm, rv
-            x = params[f"{i}.weight"] * (x - mean) / torch.sqrt(var + layer.eps) + params[f"{i}.bias"]
-        elif isinstance(layer, Tanh):
-            x = torch.tanh(x)
-        else:
-            raise TypeError(f"no torch twin for {type(layer).__name__}")
-    return x
 
 
 def main():
@@ -81,7 +45,7 @@ def main():
         if step % BLOCK == 0:
             ix = torch.from_numpy(batch_indices(config.seed, len(Ytr), config.batch_size, step))
         rows = ix[step % BLOCK]
-        logits = torch_forward(model, params, buffers, Xtr[rows], True)
+        logits, buffers = forward(model, params, buffers, Xtr[rows], True, torch, torch.Tensor.detach)
         loss = torch.nn.functional.cross_entropy(logits, Ytr[rows])
         for p in params.values():
             p.grad = None
@@ -92,10 +56,11 @@ def main():
                 p -= lr * p.grad
     seconds = time.perf_counter() - t0
 
-    with torch.no_grad():
-        torch_forward(model, params, buffers, Xtr, True, 1.0)  # calibrate BatchNorm on the whole split
+    with torch.no_grad():  # calibrate BatchNorm on the whole split, then evaluate
+        _, buffers = forward(model, params, buffers, Xtr, True, torch, torch.Tensor.detach, momentum=1.0)
         losses = {k: torch.nn.functional.cross_entropy(
-            torch_forward(model, params, buffers, X, False, 0.0), Y).item() for k, (X, Y) in splits.items()}
+            forward(model, params, buffers, X, False, torch, torch.Tensor.detach)[0], Y).item()
+            for k, (X, Y) in splits.items()}
     print(json.dumps(dict(losses, model=args.model, steps=args.steps, seconds=round(seconds, 1),
                           threads=torch.get_num_threads(), torch=torch.__version__)))
 
