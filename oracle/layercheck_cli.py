@@ -8,7 +8,8 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
+
+from oracle.userfile import UserFileError, import_file
 
 PROG = "numpy-ninja check-layer"
 
@@ -88,18 +89,10 @@ def load(spec, what):
     path, sep, name = spec.rpartition(":")
     if not sep or not path or not name:
         raise UsageError(f"{what} must be FILE:FACTORY, got {spec!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    module_spec = importlib.util.spec_from_file_location(f"_check_layer_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.path.insert(0, str(path.resolve().parent))  # the file's own imports of its neighbours
     try:
-        module_spec.loader.exec_module(module)
-    except Exception as e:
-        raise UsageError(f"{path} does not import: {type(e).__name__}: {e}") from None
-    finally:
-        sys.path.pop(0)
+        module = import_file(path)
+    except UserFileError as e:
+        raise UsageError(str(e)) from None
     factory = getattr(module, name, None)
     if not callable(factory):
         raise UsageError(f"{path} has no function {name}")
@@ -133,9 +126,7 @@ class Progress:
 
 def main(argv):
     args = parser().parse_args(argv)
-    try:
-        import hypothesis  # noqa: F401  (the search itself)
-    except ImportError:
+    if importlib.util.find_spec("hypothesis") is None:  # the search itself
         print(f"{PROG} needs hypothesis: pip install 'numpy-ninja[oracle]'", file=sys.stderr)
         return 2
     from oracle.layercheck import LayerCheckError, check_layer
@@ -147,7 +138,7 @@ def main(argv):
             try:
                 import torch
             except ImportError:
-                raise UsageError(f"--twin needs PyTorch: pip install 'numpy-ninja[oracle]' "
+                raise UsageError("--twin needs PyTorch: pip install 'numpy-ninja[oracle]' "
                                  "(torch 2.13.0), or leave it out to check torch-free") from None
             torch.set_num_threads(1)  # tiny tensors: a second thread only waits
             twin = load(args.twin, "--twin")

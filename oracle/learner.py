@@ -1,9 +1,7 @@
 """A learner's solution: loading the file, and calling its functions so that nothing they do
 (raise, print, return something that is not an array) stops the grading."""
-import importlib.util
 import inspect
 import sys
-import traceback
 import warnings
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -13,6 +11,7 @@ import numpy as np
 import torch
 
 from oracle.blame import Failed
+from oracle.userfile import UserFileError, describe, import_file
 
 FUNCTIONS = ("exercise1", "exercise2", "exercise3", "exercise4")
 BACKENDS = ("numpy", "torch")
@@ -23,27 +22,11 @@ class SolutionError(Exception):
 
 
 def load(path):
-    """Import the solution file as a fresh module; its directory is importable meanwhile."""
-    path = Path(path)
-    if not path.is_file():
-        raise SolutionError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
-    spec = importlib.util.spec_from_file_location(f"solution_{abs(hash(str(path.resolve())))}", path)
-    if spec is None:
-        raise SolutionError(f"{path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)
+    """Import the solution file (oracle.userfile.import_file)."""
     try:
-        with redirect_stdout(sys.stderr):
-            spec.loader.exec_module(module)
-    except SyntaxError as e:
-        raise SolutionError(f"{path}:{e.lineno}: does not import: SyntaxError: {e.msg}") from None
-    except (Exception, SystemExit) as e:
-        raise SolutionError(f"{path} does not import: {describe(e, path)}") from None
-    finally:
-        if folder in sys.path:
-            sys.path.remove(folder)
-    return module
+        return import_file(path)
+    except UserFileError as e:
+        raise SolutionError(str(e)) from None
 
 
 def solution(path_or_module):
@@ -57,14 +40,6 @@ def solution(path_or_module):
         raise SolutionError("the solution defines none of " + ", ".join(FUNCTIONS))
     filename = getattr(module, "__file__", None) if isinstance(module, ModuleType) else None
     return module, backend, filename
-
-
-def describe(error, filename=None):
-    """'Type: message', with the line of the solution file it was raised at."""
-    text = f"{type(error).__name__}: {error}".rstrip(": ")
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if filename and Path(f.filename).resolve() == Path(filename).resolve()]
-    return text + (f" (line {frames[-1].lineno})" if frames else "")
 
 
 def call(fn, args, filename=None, keep_locals=False):

@@ -152,7 +152,7 @@ def twin_not_a_module(layer):
 
 @pytest.mark.parametrize("args, message", [
     (["missing.py:make", "--features", "3"], "missing.py: no such file"),
-    (["{dir}/syntax.py:make", "--features", "3"], "syntax.py does not import: SyntaxError"),
+    (["{dir}/syntax.py:make", "--features", "3"], "syntax.py:1: does not import: SyntaxError"),
     (["{dir}/layer.py:nothing", "--features", "3"], "layer.py has no function nothing"),
     (["{dir}/layer.py", "--features", "3"], "must be FILE:FACTORY"),
     (["{dir}/layer.py:raises", "--features", "3"], "make_layer raised RuntimeError: no layer today"),
