@@ -18,12 +18,16 @@ def sample_names(model, vocab, block_size, n, seed, prefix="", temperature=1.0, 
 
 
 def _sample_chunk(model, vocab, block_size, n, rng, start, temperature, max_len):
-    ctx = np.zeros((n, block_size + len(start)), np.int64)
-    ctx[:, block_size:] = start
-    out = [list(start) for _ in range(n)]
-    alive = np.arange(n)
-    while alive.size and len(out[alive[0]]) < max_len:
-        logits = model(ctx[alive, -block_size:]).astype(np.float64)
+    """n names. seq holds each name's padded context, its prefix and the characters drawn, side
+    by side; the model reads the block_size positions before the one it draws."""
+    first = block_size + len(start)  # the position of the first character drawn
+    seq = np.zeros((n, max(first, block_size + max_len)), np.int64)
+    seq[:, block_size:first] = start
+    alive = np.arange(n)  # the names not ended yet
+    for pos in range(first, seq.shape[1]):
+        if not alive.size:
+            break
+        logits = model(seq[alive, pos - block_size:pos]).astype(np.float64)
         # softmax(logits / T), max-subtracted before dividing: as T -> 0 the others go to
         # -inf (exp 0) and the argmax stays 0 (exp 1), where logits / T alone overflows to NaN
         with np.errstate(over="ignore"):
@@ -31,10 +35,9 @@ def _sample_chunk(model, vocab, block_size, n, rng, start, temperature, max_len)
         cdf = np.cumsum(probs, axis=1)
         u = rng.random(len(alive))[:, None] * cdf[:, -1:]
         ix = np.minimum((cdf < u).sum(1), cdf.shape[1] - 1)  # inverse-CDF draw per row
-        for row, i in zip(alive, ix):
-            if i:
-                out[row].append(int(i))
-        ctx = np.concatenate([ctx, np.zeros((n, 1), np.int64)], axis=1)
-        ctx[alive, -1] = ix
+        seq[alive, pos] = ix
         alive = alive[ix != 0]
-    return [vocab.decode(ids) for ids in out]
+    drawn = seq[:, first:]
+    ends = np.where((drawn == 0).any(1), (drawn == 0).argmax(1), drawn.shape[1])
+    prefix = vocab.decode(start)
+    return [prefix + vocab.decode(row[:end]) for row, end in zip(drawn.tolist(), ends.tolist())]

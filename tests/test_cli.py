@@ -14,7 +14,7 @@ import pytest
 from numpy_ninja import models
 from numpy_ninja.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numpy_ninja.config import RunConfig
-from numpy_ninja.data import Vocab, words_sha256
+from numpy_ninja.data import Vocab, load_words, split_words, words_sha256
 from numpy_ninja.sample import sample_names
 
 from clirun import NO_PLOT, ROOT, SMALL, code_for, one_line_error, run, run_many, shipped_at
@@ -57,17 +57,19 @@ def test_eval_reproduces_metrics(trained):
         assert float(loss) == pytest.approx(metrics[split], abs=5e-5)
 
 
-def test_sample_with_prefix_marks_training_names(trained):
+def test_sample_with_prefix_marks_training_names(trained, names):
     out, _ = trained
-    r = run("sample", "--checkpoint", out, "-n", "30", "--seed", "3", "--prefix", "ka")
+    r = run("sample", "--checkpoint", out, "-n", "300", "--seed", "3", "--prefix", "ka")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert len(lines) == 30 and all(line.startswith("ka") for line in lines)
-    words = set(Path(json.loads((out / "metrics.json").read_text())["config"]["data"]).read_text().split())
-    for line in lines:  # marked exactly when the name is a word of the data (train split)
-        if line.endswith(" *"):
-            assert line[:-2] in words
-    assert run("sample", "--checkpoint", out, "-n", "30", "--seed", "3", "--prefix", "ka").stdout == r.stdout
+    assert len(lines) == 300 and all(line.startswith("ka") for line in lines)
+    seed = json.loads((out / "metrics.json").read_text())["config"]["seed"]
+    train, val, test = (set(part) for part in split_words(load_words(names), seed))
+    marked = {line[:-2] for line in lines if line.endswith(" *")}
+    unmarked = {line for line in lines if not line.endswith(" *")}
+    assert marked and marked <= train  # marked exactly when the name is in the training split
+    assert not unmarked & train and unmarked & (val | test)  # (some are in the other splits)
+    assert run("sample", "--checkpoint", out, "-n", "300", "--seed", "3", "--prefix", "ka").stdout == r.stdout
 
 
 def test_interrupt_and_resume_is_bitwise_identical(names, tmp_path):
