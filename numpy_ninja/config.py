@@ -121,6 +121,12 @@ class RunConfig:
         lr, lr_final = self.rates_at(step)
         return lr if step < self.lr_decay_step else lr_final
 
+    def rate_changes_after(self, step):
+        """The first step after `step` at which the rate may change (the decay step, a change of
+        lr_changes), or None: the rate is learning_rate(step) until then."""
+        later = [at for at in (self.lr_decay_step, *(c[0] for c in self.lr_changes)) if at > step]
+        return min(later, default=None)
+
     def with_rates(self, step, lr=None, lr_final=None):
         """This run with new rates from `step` on (what --resume --lr/--lr-final records)."""
         if lr is not None and step >= self.lr_decay_step:

@@ -156,7 +156,7 @@ class Embedding(Module):
         # dC[v] = sum of dout over every position that looked up row v: onehot(x)^T @ dout,
         # one matmul instead of a scatter-add (np.add.at) over the batch
         onehot = _identity(V, dout.dtype).take(x, axis=0)  # (N*..., V)
-        np.matmul(onehot.T, dout.reshape(-1, E), out=self.weight.grad)
+        np.dot(onehot.T, dout.reshape(-1, E), out=self.weight.grad)
         return None  # the input is integer indices: no gradient
 
     def terms(self, dout_terms):
@@ -226,7 +226,7 @@ class Linear(Module):
 
     def forward(self, x):
         self.cache = x
-        out = _rows(x) @ self.weight.data
+        out = np.dot(_rows(x), self.weight.data)
         if self.bias is not None:
             out += self.bias.data
         return out if x.ndim == 2 else out.reshape(x.shape[:-1] + out.shape[-1:])
@@ -235,10 +235,10 @@ class Linear(Module):
         x = self._saved()
         d2 = _rows(dout)
         # dW = x^T dout, db = sum of dout over rows, dx = dout W^T
-        np.matmul(_rows(x).T, d2, out=self.weight.grad)
+        np.dot(_rows(x).T, d2, out=self.weight.grad)
         if self.bias is not None:
-            np.matmul(_filled(len(d2), 1, d2.dtype), d2, out=self.bias.grad)
-        return (d2 @ self.weight.data.T).reshape(x.shape)
+            np.dot(_filled(len(d2), 1, d2.dtype), d2, out=self.bias.grad)
+        return np.dot(d2, self.weight.data.T).reshape(x.shape)
 
     def terms(self, dout_terms):
         x = np.abs(_rows(self._saved()).astype(np.float64))
@@ -274,58 +274,58 @@ class BatchNorm1d(Module):
         x2 = _rows(x)  # (n, C): statistics over every row
         if not self.training:
             xc = x2 - self.running_mean
-            istd = _inverse_std(self.running_var, self.eps)
-            self.cache = (xc, istd, None, self.running_mean)
-            return self._affine(xc, istd).reshape(x.shape)
+            std = _std(self.running_var, self.eps)
+            k = self.weight.data / std
+            self.cache = (xc, std, k, None, self.running_mean)
+            return self._affine(xc, k).reshape(x.shape)
         n = x2.shape[0]
         if n < 2:
             raise ValueError(
                 f"BatchNorm1d in training needs at least 2 values per channel to estimate a "
                 f"variance; input of shape {x.shape} has {n}")
         d = 1 if self.unbiased else 0
-        mean = _filled(n, 1 / n, x.dtype) @ x2
+        mean = np.dot(_filled(n, 1 / n, x.dtype), x2)
         xc = x2 - mean
-        var = _filled(n, 1 / (n - d), x.dtype) @ (xc * xc)  # divisor n-1 (lecture) or n (torch)
-        istd = _inverse_std(var, self.eps)
+        var = np.dot(_filled(n, 1 / (n - d), x.dtype), xc * xc)  # divisor n-1 (lecture) or n (torch)
+        std = _std(var, self.eps)
         m = self.momentum
         self.running_mean *= 1 - m
         self.running_mean += m * mean
         self.running_var *= 1 - m
         self.running_var += (m * (n - d) / (n - 1)) * var  # the running variance is always unbiased
-        self.cache = (xc, istd, n, mean)
-        return self._affine(xc, istd).reshape(x.shape)
+        k = self.weight.data / std
+        self.cache = (xc, std, k, n, mean)
+        return self._affine(xc, k).reshape(x.shape)
 
-    def _affine(self, xc, istd):
-        """g * xhat + b with xhat = xc * istd (xhat itself is never needed)."""
-        out = xc * (self.weight.data * istd)
+    def _affine(self, xc, k):
+        """g * xhat + b with xhat = xc / std, as xc * k, k = g / std (xhat is never needed)."""
+        out = xc * k
         out += self.bias.data
         return out
 
     def backward(self, dout):
-        xc, istd, n, _ = self._saved()
+        xc, std, k, n, _ = self._saved()
         shape, dout = dout.shape, _rows(dout)
         ones = _filled(len(dout), 1, dout.dtype)
-        db = np.matmul(ones, dout, out=self.bias.grad)  # sum(dout)
-        dg = np.matmul(ones, dout * xc, out=self.weight.grad)
-        dg *= istd  # sum(dout * xhat)
-        k = self.weight.data * istd
+        db = np.dot(ones, dout, out=self.bias.grad)  # sum(dout)
+        dg = np.dot(ones, dout * xc, out=self.weight.grad)
+        dg /= std  # sum(dout * xhat)
         if n is None:  # eval: running statistics are constants
             return (dout * k).reshape(shape)
-        # exercise 3, for divisor n-d (d = 1 unbiased, 0 biased), xhat = xc*istd:
-        # dx = g*istd * (dout - sum(dout)/n - xhat * sum(dout*xhat)/(n-d))
+        # exercise 3, for divisor n-d (d = 1 unbiased, 0 biased), xhat = xc/std, k = g/std:
+        # dx = k * (dout - sum(dout)/n - xhat * sum(dout*xhat)/(n-d))
         d = 1 if self.unbiased else 0
-        dx = xc * (istd * dg * (1 / (n - d)))
+        dx = xc * (dg / (std * (n - d)))
         np.subtract(dout, dx, out=dx)
         dx -= db * (1 / n)
         dx *= k
         return dx.reshape(shape)
 
     def terms(self, dout_terms):
-        xc, istd, n, mean = (np.abs(np.asarray(v, np.float64)) if v is not None else None
-                             for v in self._saved())
-        B, xhat = _rows(dout_terms), xc * istd
+        xc, std, k, n, mean = (np.abs(np.asarray(v, np.float64)) if v is not None else None
+                               for v in self._saved())
+        B, xhat = _rows(dout_terms), xc / std
         x = xc + mean  # bounds |x|: the terms of the mean and of x - mean
-        k = np.abs(self.weight.data.astype(np.float64)) * istd
         g = (B * xhat).sum(0)
         t = {"out": (k * (x + mean) + np.abs(self.bias.data)).reshape(dout_terms.shape),
              "weight": g, "bias": B.sum(0)}
@@ -346,7 +346,7 @@ class BatchNorm1d(Module):
         x2 = np.asarray(_rows(x), np.float64)
         if len(x2) < 2:
             return f"BatchNorm1d in training needs at least 2 values per channel, got shape {x.shape}"
-        # x - mean carries a relative error of eps * |x| / spread, amplified by istd into the
+        # x - mean carries a relative error of eps * |x| / spread, amplified by 1/std into the
         # output: it must stay a tenth of rtol, or the output is rounding noise in any implementation
         eps = np.finfo(np.asarray(x).dtype).eps
         bad = np.flatnonzero(x2.std(0) < 10 * eps / rtol * np.abs(x2).max(0))
@@ -371,24 +371,25 @@ class LayerNorm(Module):
     def forward(self, x):
         mean = x.mean(-1, keepdims=True)
         xc = x - mean
-        istd = _inverse_std((xc * xc).mean(-1, keepdims=True), self.eps)
-        xhat = xc * istd
-        self.cache = (xhat, istd, mean)
+        std = _std((xc * xc).mean(-1, keepdims=True), self.eps)
+        xhat = xc / std
+        self.cache = (xhat, std, mean)
         return xhat * self.weight.data + self.bias.data
 
     def backward(self, dout):
-        xhat, istd, _ = self._saved()
+        xhat, std, _ = self._saved()
         lead = tuple(range(dout.ndim - 1))
         self.bias.grad[...] = dout.sum(lead)
         self.weight.grad[...] = (dout * xhat).sum(lead)
         dxhat = dout * self.weight.data
-        # per row, for xhat = (x - mean) * istd with the divisor-C variance:
-        # dx = istd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-        return istd * (dxhat - dxhat.mean(-1, keepdims=True)
-                       - xhat * (dxhat * xhat).mean(-1, keepdims=True))
+        # per row, for xhat = (x - mean) / std with the divisor-C variance:
+        # dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std
+        return (dxhat - dxhat.mean(-1, keepdims=True)
+                - xhat * (dxhat * xhat).mean(-1, keepdims=True)) / std
 
     def terms(self, dout_terms):
-        xhat, istd, mean = (np.abs(v.astype(np.float64)) for v in self._saved())
+        xhat, std, mean = (np.abs(v.astype(np.float64)) for v in self._saved())
+        istd = 1 / std
         g, lead = np.abs(self.weight.data.astype(np.float64)), tuple(range(xhat.ndim - 1))
         gB = g * dout_terms
         x = xhat / istd + mean  # bounds |x|: the terms of the mean and of x - mean
@@ -407,11 +408,10 @@ class LayerNorm(Module):
         return f"row {bad[0]}: spread too small for {x.dtype} to resolve x - mean" if bad.size else None
 
 
-def _inverse_std(var, eps):
-    """(var + eps) ** -0.5, as 1/sqrt: NumPy's float power is several times slower."""
-    istd = var + eps
-    np.sqrt(istd, out=istd)
-    return np.reciprocal(istd, out=istd)
+def _std(var, eps):
+    """sqrt(var + eps) (the lecture's bnvar_inv is its inverse)."""
+    std = var + eps
+    return np.sqrt(std, out=std)
 
 
 class Tanh(Module):
@@ -507,7 +507,7 @@ class CrossEntropyLoss:
         z = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # max-subtracted: no overflow
         picked = z[rows, targets]
         counts = np.exp(z, out=z)
-        sums = counts @ _filled(V, 1, counts.dtype)  # (n,)
+        sums = np.dot(counts, _filled(V, 1, counts.dtype))  # (n,)
         # loss = mean(log(sum(exp z)) - z[target])
         loss = (np.log(sums) - picked).sum() / n  # pairwise sum: accurate over a whole split too
         self.cache = (counts, sums, rows, targets)

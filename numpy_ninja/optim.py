@@ -12,9 +12,10 @@ class SGD:
 
     def __init__(self, params, lr):
         self.params = list(params)
-        self.lr = lr
         self.data = np.concatenate([p.data.ravel() for p in self.params])
         self.grad = np.zeros_like(self.data)
+        self._update = np.empty_like(self.data)
+        self.lr = lr
         offset = 0
         for p in self.params:
             size, shape = p.data.size, p.data.shape
@@ -22,5 +23,14 @@ class SGD:
             p.grad = self.grad[offset:offset + size].reshape(shape)
             offset += size
 
+    @property
+    def lr(self):
+        return float(self._lr)
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = np.asarray(value, self.data.dtype)  # a 0-d array: cheaper to apply than a float
+
     def step(self):
-        self.data -= self.lr * self.grad
+        np.multiply(self.grad, self._lr, out=self._update)
+        self.data -= self._update

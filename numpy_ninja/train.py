@@ -34,20 +34,24 @@ def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_s
     """
     model.train()
     criterion = CrossEntropyLoss()
-    ix = None
-    for step in range(start, stop):
-        if should_stop():
-            return step
-        if ix is None or step % BLOCK == 0:
-            ix = batch_indices(config.seed, len(Ytr), config.batch_size, step)
-        rows = ix[step % BLOCK]
-        loss = criterion(model(Xtr.take(rows, axis=0)), Ytr.take(rows))
-        if not math.isfinite(loss):
-            raise NonFiniteLoss(step, loss)
-        model.backward(criterion.backward())
+    step = start
+    while step < stop:
+        # a run of steps within one block of batches and at one rate: its batches gathered at once
+        end = min(stop, (step // BLOCK + 1) * BLOCK, config.rate_changes_after(step) or stop)
+        first = step % BLOCK
+        rows = batch_indices(config.seed, len(Ytr), config.batch_size, step)[first:first + end - step]
+        Xb, Yb = Xtr.take(rows, axis=0), Ytr.take(rows)
         optimizer.lr = config.learning_rate(step)
-        optimizer.step()
-        lossi[step] = loss
+        for k in range(end - step):
+            if should_stop():
+                return step + k
+            loss = criterion(model(Xb[k]), Yb[k])
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(step + k, loss)
+            model.backward(criterion.backward())
+            optimizer.step()
+            lossi[step + k] = loss
+        step = end
     return stop
 
 

@@ -100,7 +100,7 @@ def test_one_step_mutants_are_reported(monkeypatch, func, old, new, reported):
 @pytest.mark.parametrize("cls, old, new, reported", [
     (layers.BatchNorm1d, "d = 1 if self.unbiased else 0", "d = 0",  # forgotten Bessel factor
      {"grad 2.weight", "grad 0.weight"}),
-    (layers.Embedding, "np.matmul(onehot.T, dout.reshape(-1, E), out=self.weight.grad)",
+    (layers.Embedding, "np.dot(onehot.T, dout.reshape(-1, E), out=self.weight.grad)",
      "self.weight.grad[...] = 0\n    self.weight.grad[x] = dout.reshape(-1, E)", {"grad 0.weight"}),  # rows overwritten
 ])
 def test_layer_mutants_are_reported(monkeypatch, cls, old, new, reported):
