@@ -32,6 +32,20 @@ def _filled(n, value, dtype):
     return v
 
 
+@lru_cache(maxsize=64)
+def _scalar(value, dtype):
+    """value as a read-only 0-d array of dtype: a Python float costs a conversion at each use."""
+    return _filled((), value, dtype)
+
+
+@lru_cache(maxsize=16)
+def _arange(n):
+    """A read-only np.arange(n)."""
+    rows = np.arange(n)
+    rows.flags.writeable = False
+    return rows
+
+
 @lru_cache(maxsize=16)
 def _identity(n, dtype):
     """A read-only (n, n) identity: its rows, taken at integer indices, are one-hot vectors."""
@@ -288,11 +302,11 @@ class BatchNorm1d(Module):
         xc = x2 - mean
         var = np.dot(_filled(n, 1 / (n - d), x.dtype), xc * xc)  # divisor n-1 (lecture) or n (torch)
         std = _std(var, self.eps)
-        m = self.momentum
-        self.running_mean *= 1 - m
-        self.running_mean += m * mean
-        self.running_var *= 1 - m
-        self.running_var += (m * (n - d) / (n - 1)) * var  # the running variance is always unbiased
+        m, dt = self.momentum, x.dtype
+        self.running_mean *= _scalar(1 - m, dt)
+        self.running_mean += _scalar(m, dt) * mean
+        self.running_var *= _scalar(1 - m, dt)
+        self.running_var += _scalar(m * (n - d) / (n - 1), dt) * var  # the running variance is unbiased
         k = self.weight.data / std
         self.cache = (xc, std, k, n, mean)
         return self._affine(xc, k).reshape(x.shape)
@@ -315,9 +329,9 @@ class BatchNorm1d(Module):
         # exercise 3, for divisor n-d (d = 1 unbiased, 0 biased), xhat = xc/std, k = g/std:
         # dx = k * (dout - sum(dout)/n - xhat * sum(dout*xhat)/(n-d))
         d = 1 if self.unbiased else 0
-        dx = xc * (dg / (std * (n - d)))
+        dx = xc * (dg / (std * _scalar(n - d, std.dtype)))
         np.subtract(dout, dx, out=dx)
-        dx -= db * (1 / n)
+        dx -= db * _scalar(1 / n, db.dtype)
         dx *= k
         return dx.reshape(shape)
 
@@ -425,7 +439,7 @@ class Tanh(Module):
     def backward(self, dout):
         out = self._saved()
         dx = out * out
-        np.subtract(1, dx, out=dx)  # d tanh(x)/dx = 1 - tanh(x)^2
+        np.subtract(_scalar(1, dx.dtype), dx, out=dx)  # d tanh(x)/dx = 1 - tanh(x)^2
         dx *= dout
         return dx
 
@@ -503,7 +517,7 @@ class CrossEntropyLoss:
 
     def forward(self, logits, targets):
         n, V = logits.shape
-        rows = np.arange(n)
+        rows = _arange(n)
         z = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # max-subtracted: no overflow
         picked = z[rows, targets]
         counts = np.exp(z, out=z)
@@ -519,6 +533,6 @@ class CrossEntropyLoss:
             raise RuntimeError("CrossEntropyLoss.backward called before forward")
         counts, sums, rows, targets = self.cache
         n = len(rows)
-        dlogits = counts * (1 / n / sums)[:, None]
-        dlogits[rows, targets] -= 1 / n
+        dlogits = counts / (sums * _scalar(n, sums.dtype))[:, None]
+        dlogits[rows, targets] -= _scalar(1 / n, sums.dtype)
         return dlogits
