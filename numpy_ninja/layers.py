@@ -39,11 +39,11 @@ def _scalar(value, dtype):
 
 
 @lru_cache(maxsize=16)
-def _arange(n):
-    """A read-only np.arange(n)."""
-    rows = np.arange(n)
-    rows.flags.writeable = False
-    return rows
+def _row_starts(n, V):
+    """A read-only np.arange(n) * V: where each row of an (n, V) array starts in its flat view."""
+    starts = np.arange(n) * V
+    starts.flags.writeable = False
+    return starts
 
 
 @lru_cache(maxsize=16)
@@ -517,22 +517,24 @@ class CrossEntropyLoss:
 
     def forward(self, logits, targets):
         n, V = logits.shape
-        rows = _arange(n)
-        z = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # max-subtracted: no overflow
-        picked = z[rows, targets]
+        starts = _row_starts(n, V)  # flat index of each row's first entry
+        # max-subtracted, no overflow (each row's maximum taken at its argmax: a faster reduction)
+        z = logits - logits.reshape(-1).take(starts + logits.argmax(1))[:, None]
+        at_target = starts + targets
+        picked = z.reshape(-1).take(at_target)
         counts = np.exp(z, out=z)
         sums = np.dot(counts, _filled(V, 1, counts.dtype))  # (n,)
         # loss = mean(log(sum(exp z)) - z[target])
         loss = (np.log(sums) - picked).sum() / n  # pairwise sum: accurate over a whole split too
-        self.cache = (counts, sums, rows, targets)
+        self.cache = (counts, sums, at_target)
         return float(loss)
 
     def backward(self):
         """dlogits = (softmax(logits) - onehot(targets)) / N  (exercise 2)."""
         if self.cache is None:
             raise RuntimeError("CrossEntropyLoss.backward called before forward")
-        counts, sums, rows, targets = self.cache
-        n = len(rows)
+        counts, sums, at_target = self.cache
+        n = len(sums)
         dlogits = counts / (sums * _scalar(n, sums.dtype))[:, None]
-        dlogits[rows, targets] -= _scalar(1 / n, sums.dtype)
+        dlogits.reshape(-1)[at_target] -= _scalar(1 / n, sums.dtype)
         return dlogits
