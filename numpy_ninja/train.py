@@ -42,15 +42,19 @@ def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_s
         rows = batch_indices(config.seed, len(Ytr), config.batch_size, step)[first:first + end - step]
         Xb, Yb = Xtr.take(rows, axis=0), Ytr.take(rows)
         optimizer.lr = config.learning_rate(step)
-        for k in range(end - step):
-            if should_stop():
-                return step + k
-            loss = criterion(model(Xb[k]), Yb[k])
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(step + k, loss)
-            model.backward(criterion.backward())
-            optimizer.step()
-            lossi[step + k] = loss
+        losses = []  # into lossi once per run of steps: one conversion, not one per step
+        try:
+            for k in range(end - step):
+                if should_stop():
+                    return step + k
+                loss = criterion(model(Xb[k]), Yb[k])
+                if not math.isfinite(loss):
+                    raise NonFiniteLoss(step + k, loss)
+                model.backward(criterion.backward())
+                optimizer.step()
+                losses.append(loss)
+        finally:
+            lossi[step:step + len(losses)] = losses
         step = end
     return stop
 
