@@ -31,7 +31,7 @@ from numpy_ninja.config import RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
-from numpy_ninja.train import BLOCK, batch_indices, train_steps
+from numpy_ninja.train import BLOCK, batch_indices, blas_threads, train_steps
 from oracle.twin import build_twin
 
 
@@ -157,10 +157,11 @@ def time_variants(model_name, batch_size, hidden, rounds, round_steps, names):
                     first_loss=first[n], last_loss=last) for n in names}
 
 
-def peak_memory_mb(variant, model_name, batch_size, hidden, steps):
+def peak_memory_mb(variant, model_name, batch_size, hidden, steps, threads):
     """Growth of the peak resident set from after set-up to after `steps` steps, in a fresh process."""
-    out = subprocess.run([sys.executable, __file__, "--child", variant, model_name, str(batch_size),
-                          str(hidden), str(steps)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child", variant,
+                          model_name, str(batch_size), str(hidden), str(steps)],
+                         capture_output=True, text=True, check=True)
     return float(out.stdout)
 
 
@@ -193,18 +194,22 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory (slower)")
     parser.add_argument("--json", help="write every figure to this file")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch.set_num_threads: one is fastest for these tiny tensors, and a "
-                             "second waits on the first when the machine is busy (default: 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="NumPy's BLAS threads (as `numpy-ninja train --threads`) and "
+                             "torch.set_num_threads (default: 1: these matrices are small, and a "
+                             "second thread waits on the first whenever the machine is busy)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.torch_threads)
-    if args.child:
-        return child(*args.child)
+    torch.set_num_threads(args.threads)
+    with blas_threads(args.threads):
+        return child(*args.child) if args.child else report(args)
+
+
+def report(args):
     rounds, round_steps = (7, 100) if args.quick else (21, 200)
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"{os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
-    print(blas_info())
+    print(blas_info())  # inside blas_threads: the threads the numpy variant runs on
     if "jax" in VARIANTS:
         import jax
         print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
@@ -232,7 +237,7 @@ def main():
                 + " ".join(f"{r.get(n, nan)['us']:9.1f}" for n in others) + "            "
                 + " ".join(f"{r.get(n, nan)['per_numpy']:8.2f}" for n in others))
         if args.memory:
-            mem = {n: peak_memory_mb(n, model_name, b, h, 50) for n in names}
+            mem = {n: peak_memory_mb(n, model_name, b, h, 50, args.threads) for n in names}
             r["peak_mb"] = mem
             line += "   " + "/".join(f"{mem[n]:.1f}" for n in names)
         print(line, flush=True)

@@ -41,10 +41,10 @@ def cmd_train(args):
         if fixed:
             raise CLIError(f"--resume continues with the run's own configuration (only --lr and "
                            f"--lr-final may change); drop {' '.join(fixed)}")
-        return run.resume(args.resume, given.get("lr"), given.get("lr_final"), args.quiet)
+        return run.resume(args.resume, given.get("lr"), given.get("lr_final"), args.quiet, args.threads)
     if "data" in given:
         given["data"] = data_ref(given["data"])
-    return run.train(RunConfig(**given), args.out, args.quiet)
+    return run.train(RunConfig(**given), args.out, args.quiet, args.threads)
 
 
 # ---------------------------------------------------------------- eval, sample
@@ -165,6 +165,9 @@ def build_parser():
                    help=f"write checkpoint.npz every N steps (default: {d.checkpoint_every})")
     t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own "
                    "configuration (and, if given, a new --lr/--lr-final)")
+    t.add_argument("--threads", type=positive_int, default=1,
+                   help="BLAS threads for the training steps (default: 1; the step's matrices are "
+                        "small, and a second thread makes it slower whenever the machine is busy)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=cmd_train)
 

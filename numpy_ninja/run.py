@@ -25,7 +25,8 @@ from .data import Dataset, Vocab, count_examples, data_path, describe_data, load
 from .files import make_dirs, reason, remove_dirs, write_atomic
 from .models import build_model, parameter_count
 from .optim import SGD
-from .train import BLOCK, NonFiniteLoss, calibrate_batchnorm, is_finite, split_loss, train_steps
+from .train import (BLOCK, NonFiniteLoss, blas_threads, calibrate_batchnorm, is_finite, split_loss,
+                    train_steps)
 
 SPLITS = ("train", "val", "test")
 EXIT_INTERRUPTED = 130
@@ -269,12 +270,12 @@ class Run:
     """One session of a run: trains from `step` to config.steps, then calibrates, evaluates and
     writes metrics.json (which marks the run finished)."""
 
-    def __init__(self, directory, config, data, model, step, lossi, seconds, saved, quiet):
+    def __init__(self, directory, config, data, model, step, lossi, seconds, saved, quiet, threads):
         self.dir, self.config, self.data, self.model = directory, config, data, model
         self.optimizer = SGD(model.parameters(), config.learning_rate(step))
         self.step, self.lossi, self.seconds = step, lossi, seconds
         self.saved = saved  # the step of the checkpoint on disk (None: none yet)
-        self.quiet = quiet
+        self.quiet, self.threads = quiet, threads
 
     def say(self, *lines):
         if not self.quiet:
@@ -333,24 +334,25 @@ class Run:
         progress = Progress(self.step, steps, self.quiet)
         t0, seconds0 = time.perf_counter(), self.seconds
         signals.graceful = True
-        try:
-            while self.step < steps:
-                stop = min(steps, (self.step // every + 1) * every, (self.step // 1000 + 1) * 1000)
-                self.step = train_steps(self.model, self.optimizer, Xtr, Ytr, config, self.step, stop,
-                                        self.lossi, should_stop=lambda: signals.requested)
-                self.seconds = seconds0 + time.perf_counter() - t0
-                if signals.requested:
-                    break
-                progress.update(self.step, float(self.lossi[self.step - 1]))
-                if self.step % every == 0 or self.step == steps:
-                    self.save()
-        except NonFiniteLoss as e:
-            raise self.diverged(str(e), e.step) from None
-        except NonFiniteModel:
-            raise self.diverged(self.overflowed(), self.step - 1) from None
-        finally:
-            signals.graceful = False
-            progress.close()
+        with blas_threads(self.threads):
+            try:
+                while self.step < steps:
+                    stop = min(steps, (self.step // every + 1) * every, (self.step // 1000 + 1) * 1000)
+                    self.step = train_steps(self.model, self.optimizer, Xtr, Ytr, config, self.step, stop,
+                                            self.lossi, should_stop=lambda: signals.requested)
+                    self.seconds = seconds0 + time.perf_counter() - t0
+                    if signals.requested:
+                        break
+                    progress.update(self.step, float(self.lossi[self.step - 1]))
+                    if self.step % every == 0 or self.step == steps:
+                        self.save()
+            except NonFiniteLoss as e:
+                raise self.diverged(str(e), e.step) from None
+            except NonFiniteModel:
+                raise self.diverged(self.overflowed(), self.step - 1) from None
+            finally:
+                signals.graceful = False
+                progress.close()
         if self.step < steps:
             try:
                 self.save()
@@ -408,7 +410,7 @@ class Run:
             self.dir.release(keep=self.saved is not None)
 
 
-def train(config, out=None, quiet=False):
+def train(config, out=None, quiet=False, threads=1):
     """A new run of `config` in `out` (default runs/<timestamp>). Returns the exit status."""
     with Signals() as signals:
         words = load_words(data_path(config.data))
@@ -417,14 +419,15 @@ def train(config, out=None, quiet=False):
         model = build_model(config, len(data.vocab))
         directory = RunDirectory.create(out)
         try:
-            run = Run(directory, config, data, model, 0, np.zeros(config.steps, np.float32), 0.0, None, quiet)
+            run = Run(directory, config, data, model, 0, np.zeros(config.steps, np.float32), 0.0, None,
+                      quiet, threads)
         except BaseException:
             directory.release(keep=False)
             raise
         return run.guarded(signals)
 
 
-def resume(path, lr=None, lr_final=None, quiet=False):
+def resume(path, lr=None, lr_final=None, quiet=False, threads=1):
     """Continue the run in `path` from its checkpoint, optionally with new rates from there on."""
     with Signals() as signals:
         directory = RunDirectory.existing(path)
@@ -444,7 +447,8 @@ def resume(path, lr=None, lr_final=None, quiet=False):
                 raise RunError(f"{describe_data(config.data)}: its vocabulary does not match the checkpoint's")
             lossi = np.zeros(config.steps, np.float32)
             lossi[:ckpt.step] = ckpt.lossi
-            run = Run(directory, config, data, ckpt.model, ckpt.step, lossi, ckpt.seconds, ckpt.step, quiet)
+            run = Run(directory, config, data, ckpt.model, ckpt.step, lossi, ckpt.seconds, ckpt.step,
+                      quiet, threads)
         except BaseException:
             directory.release(keep=True)
             raise

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .layers import BatchNorm1d, CrossEntropyLoss, Sequential
 
@@ -57,6 +58,13 @@ def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_s
             lossi[step:step + len(losses)] = losses
         step = end
     return stop
+
+
+def blas_threads(n):
+    """A context in which NumPy's BLAS runs on n threads. The training step's matrices are small:
+    a second thread saves little on a quiet machine and, when another process keeps the other
+    core busy, makes the step several times slower, waiting on a thread that does not run."""
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def is_finite(model):

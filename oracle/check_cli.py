@@ -9,6 +9,7 @@ from pathlib import Path
 from numpy_ninja.cli import ArgumentParser, positive_int, seed_int
 from numpy_ninja.config import DEFAULTS
 from numpy_ninja.data import DataError
+from oracle.threads import one_thread
 
 PROG = "numpy-ninja check"
 INSTALL = f"{PROG} needs PyTorch: pip install 'numpy-ninja[oracle]' (torch 2.13.0)"
@@ -67,11 +68,10 @@ def main(argv):
         if args.out and args.out.exists() and not args.out.is_dir():
             return fail(f"--out {args.out} exists and is not a directory")
     try:
-        torch = importlib.import_module("torch")
+        importlib.import_module("torch")
     except ImportError:
         print(INSTALL, file=sys.stderr)
         return 1
-    torch.set_num_threads(1)  # tiny tensors: two threads wait on each other on a busy machine
     if args.template:
         from oracle.template import template
         print(template(), end="")
@@ -80,8 +80,9 @@ def main(argv):
     from oracle.learner import SolutionError
 
     try:
-        report = check_solution(args.file, args.exercise, args.dtype, args.batches, args.seed,
-                                args.train, progress=progress if args.train else None)
+        with one_thread():
+            report = check_solution(args.file, args.exercise, args.dtype, args.batches, args.seed,
+                                    args.train, progress=progress if args.train else None)
     except (SolutionError, DataError) as e:
         return fail(e)
     for note in report.notes:

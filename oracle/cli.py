@@ -5,6 +5,7 @@ import importlib
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from numpy_ninja.cli import ArgumentParser, option
@@ -12,6 +13,7 @@ from numpy_ninja.config import DEFAULTS, MODEL_DEFAULTS, ConfigError
 from numpy_ninja.data import DataError, count_examples, default_data_path, load_dataset
 from numpy_ninja.files import make_dirs, reason, remove_dirs, write_atomic
 from numpy_ninja.run import RunError, check_memory
+from oracle.threads import one_thread
 
 COLUMNS = ("section", "name", "dtype", "shape", "exact", "allclose", "max_abs_diff", "max_rel_err",
            "max_ulp", "passed")
@@ -166,7 +168,8 @@ def main(argv):
         print(INSTALL, file=sys.stderr)
         return 1
     try:
-        return compare(args)
+        with one_thread():
+            return compare(args, Progress())
     except ConfigError as e:
         error(f"{option({'n_hidden': 'hidden'}.get(e.name, e.name))}: {e.message}")
     except (CompareError, DataError, RunError) as e:
@@ -178,21 +181,37 @@ def error(message):
     print(f"numpy-ninja compare: error: {message}", file=sys.stderr)
 
 
-def compare(args):
+class Progress:
+    """What the report is doing, on stderr, once it has run for more than a couple of seconds
+    (and then every couple of seconds)."""
+
+    def __init__(self, every=2.0):
+        self.t0 = self.next = time.monotonic() + every
+        self.every = every
+
+    def __call__(self, doing):
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + self.every
+            print(f"numpy-ninja compare: {doing} ({now - self.t0 + self.every:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def compare(args, progress):
     from oracle.report import LOCKSTEP_F64_MAX, build_report, lockstep_drift
 
     data = check(args)
     created = prepare_out(args.out) if args.out else []
     written = False
     try:
-        drift = lockstep_drift(args, data)
+        drift = lockstep_drift(args, data, progress)
         if drift > LOCKSTEP_F64_MAX:
             raise CompareError(
                 f"the lockstep cannot be judged at --batch-size {args.batch_size} --seed {args.seed} "
                 f"over {args.steps} steps: this training turns one rounding per parameter per step "
                 f"into a relative difference of {drift:.1e}, beyond the limit {LOCKSTEP_F64_MAX:.0e}; "
                 "use a larger --batch-size or fewer --steps")
-        report, pictures = build_report(args, data)
+        report, pictures = build_report(args, data, progress)
         text = json.dumps(report) if args.format == "json" else render(report, args.format)
         print(text)
         if args.out:

@@ -9,6 +9,8 @@ import math
 import sys
 import time
 
+from numpy_ninja.train import blas_threads
+from oracle.threads import one_thread
 from oracle.userfile import UserFileError, import_file
 
 PROG = "numpy-ninja check-layer"
@@ -135,17 +137,15 @@ def main(argv):
         make_layer = load(args.layer, "the layer")
         twin = None
         if args.twin:
-            try:
-                import torch
-            except ImportError:
+            if importlib.util.find_spec("torch") is None:
                 raise UsageError("--twin needs PyTorch: pip install 'numpy-ninja[oracle]' "
-                                 "(torch 2.13.0), or leave it out to check torch-free") from None
-            torch.set_num_threads(1)  # tiny tensors: a second thread only waits
+                                 "(torch 2.13.0), or leave it out to check torch-free")
             twin = load(args.twin, "--twin")
         ndim = args.ndim or ((2,) if args.input == "float" else (1, 2))
-        report = check_layer(make_layer, args.features, twin=twin, ndim=ndim, input=args.input,
-                             dtypes=args.dtype, modes=args.mode, max_examples=args.max_examples,
-                             seed=args.seed, progress=Progress())
+        with one_thread() if twin else blas_threads(1):  # tiny tensors (oracle.threads)
+            report = check_layer(make_layer, args.features, twin=twin, ndim=ndim, input=args.input,
+                                 dtypes=args.dtype, modes=args.mode, max_examples=args.max_examples,
+                                 seed=args.seed, progress=Progress())
     except (UsageError, LayerCheckError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

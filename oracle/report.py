@@ -79,7 +79,7 @@ def model_rows(args, data, dtype):
                 if name in zero else "") for name, p in model.named_parameters()]
 
 
-def lockstep(args, data, dtype):
+def lockstep(args, data, dtype, progress=lambda doing: None):
     """Section 4: ours and the twin trained side by side on identical batches. Per step: both
     losses and the largest relative difference between corresponding parameters."""
     config = config_for(args, dtype)
@@ -92,6 +92,7 @@ def lockstep(args, data, dtype):
     lossi = np.zeros(args.steps)  # float64: the loss as computed
     ours_loss, torch_loss, divergence = [], [], []
     for step in range(args.steps):
+        progress(f"lockstep training in {np.dtype(dtype).name}, step {step}/{args.steps}")
         rows_ix = batch_indices(args.seed, len(Y), args.batch_size, step)[step % BLOCK]
         train_steps(model, optimizer, X, Y, config, step, step + 1, lossi)
         logits = twin(Xt[rows_ix])
@@ -112,7 +113,7 @@ def lockstep(args, data, dtype):
     return dict(ours=ours_loss, torch=torch_loss, divergence=divergence)
 
 
-def lockstep_drift(args, data):
+def lockstep_drift(args, data, progress=lambda doing: None):
     """How far the float64 training of the lockstep section drifts from itself when every step of
     a copy of it is perturbed by one unit in the last place per parameter (random direction): the
     largest relative parameter difference over the steps, measured as lockstep() measures ours
@@ -125,6 +126,7 @@ def lockstep_drift(args, data):
     lossi, rng, worst = np.zeros(args.steps), np.random.default_rng(0), 0.0
     with np.errstate(all="ignore"):
         for step in range(args.steps):
+            progress(f"checking that the lockstep can be judged, step {step}/{args.steps}")
             try:
                 for m, opt in zip(models, optimizers):
                     train_steps(m, opt, X, Y, config, step, step + 1, lossi)
@@ -137,17 +139,20 @@ def lockstep_drift(args, data):
     return worst
 
 
-def build_report(args, data):
+def build_report(args, data, progress=lambda doing: None):
     """All four sections, on `data` (load_dataset at the model's block size); returns the report
-    dict that report.json holds, and the pictures' arrays."""
+    dict that report.json holds, and the pictures' arrays. progress(what it is doing) is called
+    as it goes."""
     rows, pictures, curves = [], {}, {}
     for dtype in DTYPES:
+        progress(f"the broken-up graph in {np.dtype(dtype).name}")
         graph, pictures[np.dtype(dtype).name] = graph_rows(args, dtype)
         rows += graph
     for dtype in DTYPES:
+        progress(f"the model's parameters in {np.dtype(dtype).name}")
         rows += model_rows(args, data, dtype)
     for dtype in DTYPES:
-        curves[np.dtype(dtype).name] = lockstep(args, data, dtype)
+        curves[np.dtype(dtype).name] = lockstep(args, data, dtype, progress)
     f64 = curves["float64"]
     lock = dict(steps=args.steps, curves=curves,
                 max_param_rel_divergence={k: max(c["divergence"]) for k, c in curves.items()},

@@ -6,6 +6,7 @@ import resource
 import signal
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -321,3 +322,25 @@ def test_help_explains_every_option():
     for option in ("--data", "--out", "--steps", "--batch-size", "--seed", "--dtype", "--model",
                    "--resume", "--checkpoint-every", "--quiet", "--lr"):
         assert option in r.stdout
+
+
+def test_the_training_steps_run_on_the_blas_threads_asked_for(names, tmp_path):
+    """--threads (default 1) holds while the steps run: a second BLAS thread makes the small
+    matrices of a step wait whenever the machine is busy."""
+    spy = NO_PLOT + textwrap.dedent("""
+        import atexit
+        from threadpoolctl import threadpool_info
+        import numpy_ninja.run
+        real, seen = numpy_ninja.run.train_steps, set()
+
+        def train_steps(*args, **kwargs):
+            seen.add(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+            return real(*args, **kwargs)
+
+        numpy_ninja.run.train_steps = train_steps
+        atexit.register(lambda: print("threads", sorted(seen), file=sys.stderr))
+    """)
+    for given, expected in (([], [1]), (["--threads", "2"], [2])):
+        r = run("train", "--data", names, "--out", tmp_path / str(expected), "--steps", "20",
+                *given, *SMALL, block=spy)
+        assert r.returncode == 0 and f"threads {expected}" in r.stderr, r.stderr
