@@ -3,8 +3,9 @@ step called from Python once per step, and the same step inside one lax.scan per
 
 Same network (benchmarks/forward.py: any numpy_ninja Sequential of Embedding, Flatten,
 FlattenConsecutive, Linear, BatchNorm1d, Tanh), same initial parameters, same batches
-(numpy_ninja.train.batch_indices), float32; BatchNorm keeps running statistics, as ours does. jax is optional: bench_step.py skips these variants
-when it is not installed (pip install "jax[cpu]").
+(numpy_ninja.train.batch_indices), float32; BatchNorm keeps running statistics, as ours does.
+jax is optional: bench_step.py skips these variants when it is not installed
+(pip install "jax[cpu]").
 """
 import numpy as np
 

@@ -1,5 +1,6 @@
 """Where the floor of a NumPy training step is: the exercise-4 step (batch 32, hidden 200,
-float32) timed three ways, interleaved in one run on the same batches.
+float32) timed three ways, interleaved in one run on the same batches; and, with --layers MODEL,
+each layer's forward and backward of a model's batch-32 step on their own.
 
   layers     numpy_ninja.train.train_steps: the step `numpy-ninja train` runs (layer objects)
   one-piece  the same maths as one function with every NumPy call it can spare removed: no
@@ -9,14 +10,16 @@ float32) timed three ways, interleaved in one run on the same batches.
   matmuls    only the step's matrix products (six GEMMs, the embedding's one-hot product, the
              BLAS sums over rows) and the gathers of the batch: work no NumPy step avoids.
 
-    python benchmarks/step_floor.py [--rounds 15] [--steps 2000]
+    python benchmarks/step_floor.py [--rounds 15] [--steps 2000] [--layers mlp|wavenet]
 """
 import argparse
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 
+from numpy_ninja import CrossEntropyLoss
 from numpy_ninja.config import RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import build_model
@@ -127,11 +130,53 @@ def one_piece_variant(config, model, X, Y, matmuls_only=False):
     return run
 
 
+def layer_times(model_name, rounds, repeat=2000):
+    """Median us of each layer's forward and backward alone, on the inputs and gradients of one
+    training-mode batch of 32 (the loss's too), float32, one BLAS thread."""
+    config = RunConfig(model=model_name, dtype="float32")
+    data = load_dataset(default_data_path(), config.block_size, config.seed)
+    X, Y = data.splits["train"]
+    model = build_model(config, len(data.vocab))
+    criterion = CrossEntropyLoss()
+    inputs, x = [], X[:32]
+    for layer in model.layers:
+        inputs.append(x)
+        x = layer(x)
+    criterion(x, Y[:32])
+    douts, d = [], criterion.backward()
+    for layer in reversed(model.layers):
+        douts.insert(0, d)
+        d = layer.backward(d)
+    work = [(f"{i} {type(layer).__name__}", partial(layer.forward, x_), partial(layer.backward, d_))
+            for i, (layer, x_, d_) in enumerate(zip(model.layers, inputs, douts))]
+    work.append(("CrossEntropyLoss", lambda: criterion(x, Y[:32]), criterion.backward))
+
+    def median_us(fn):
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            times.append((time.perf_counter() - t0) / repeat * 1e6)
+        return statistics.median(times)
+    print(f"{model_name}, batch 32, float32, one BLAS thread: median us of {rounds} rounds of {repeat}")
+    total = 0.0
+    for name, forward, backward in work:
+        f, b = median_us(forward), median_us(backward)
+        total += f + b
+        print(f"{name:22} forward {f:7.1f}   backward {b:7.1f}")
+    print(f"{'sum':22} {total:7.1f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--layers", choices=("mlp", "wavenet"), help="time each layer of this model instead")
     args = parser.parse_args()
+    if args.layers:
+        with blas_threads(1):
+            return layer_times(args.layers, min(args.rounds, 5))
     with blas_threads(1):
         runs = {"layers": layers_variant(*setup()), "one-piece": one_piece_variant(*setup()),
                 "matmuls": one_piece_variant(*setup(), matmuls_only=True)}
