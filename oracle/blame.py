@@ -62,7 +62,7 @@ class Oracle:
         values = {k: torch.from_numpy(v) for k, v in t.items()}
         values.update(Xb=torch.from_numpy(Xb), Yb=torch.from_numpy(Yb), n=len(Xb))
         return cls(Xb, Yb, np.dtype(dtype), loss, t, values, truth,
-                   atomic_term_scales(t, Xb) if scales else {})
+                   atomic_term_scales(t, Xb, Yb) if scales else {})
 
 
 @dataclass
@@ -150,7 +150,7 @@ def grade_batch(graph, rows, answers, oracle, given=None):
     # BatchNorm input carries the rounding of its K = block * n_embd products, K times the eps that
     # BatchNorm1d.check_domain allows for, which reaches a step through the forward tensors it reads.
     K = oracle.t["embcat"].shape[1]
-    terms = atomic_term_scales(oracle.t, oracle.Xb, {**given, **usable})
+    terms = atomic_term_scales(oracle.t, oracle.Xb, oracle.Yb, {**given, **usable})
     local_scales = {k: K * v for k, v in terms.items()}
 
     def upstream(c):

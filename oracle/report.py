@@ -50,7 +50,7 @@ def graph_rows(args, dtype):
     _, ours = atomic.manual_backprop(params, Xb, Yb)
     _, ref = autograd_backprop(params, Xb, Yb)
     _, t = atomic.forward(params, Xb, Yb)
-    terms = atomic_term_scales(t, Xb)
+    terms = atomic_term_scales(t, Xb, Yb)
     out = [row("broken-up graph", k, dtype, ours[k], ref[k], terms[k] if k in ZERO_ATOMIC else None,
                ZERO_ATOMIC.get(k, "")) for k in atomic.GRAD_NAMES]
     out.append(row("one-step backward", "dlogits (exercise 2)", dtype,

@@ -33,9 +33,10 @@ class Given(dict):
         return super().__getitem__(name)
 
 
-def atomic_term_scales(t, Xb, grads=None):
+def atomic_term_scales(t, Xb, Yb, grads=None):
     """For each of the broken-up graph's 26 gradients, the magnitude of the terms it is summed
-    from: manual_backprop's chain run on absolute values (t: the forward's tensors). A gradient
+    from: manual_backprop's chain run on absolute values, entry by entry (t: the forward's
+    tensors; Xb, Yb: the batch). A gradient
     that is zero by construction (logit_maxes, b1) or by cancellation carries rounding of this
     size, so its error is measured against it (docs/tolerances.md).
 
@@ -45,20 +46,23 @@ def atomic_term_scales(t, Xb, grads=None):
     chain's terms."""
     a = {k: np.abs(np.asarray(v, np.float64)) for k, v in t.items()}
     n = Xb.shape[0]
-    # |dlogprobs| is one entry of 1/n per row, exact; but exp turns the absolute rounding of
-    # norm_logits (eps times the terms of the logits, L, twice with the max) into a relative one
-    # of counts, and every tensor of the softmax and every gradient from there back carries it:
-    # the top's terms are 1/n times r = 1 + 2L per row
-    L = (a["h"] @ a["W2"] + a["b2"]).max(1, keepdims=True)
+    rows = np.arange(n)
+    # dlogprobs is -1/n at the target of each row and 0 elsewhere, exact; but exp turns the
+    # absolute rounding of norm_logits (eps times the terms of the logits, L, twice with the max)
+    # into a relative one of counts, and every tensor of the softmax and every gradient from there
+    # back carries it: the top's terms are 1/n times r = 1 + 2L at the targets
+    L = (a["h"] @ a["W2"] + a["b2"]).max(1)
     B = Given(grads or {})
-    B["logprobs"] = (1 + 2 * L) / n
-    B["probs"] = B["logprobs"] / a["probs"]  # a bound for every entry of the row
+    B["logprobs"] = np.zeros_like(a["logprobs"])
+    B["logprobs"][rows, Yb] = (1 + 2 * L) / n
+    B["probs"] = B["logprobs"] / a["probs"]
     B["counts_sum_inv"] = (a["counts"] * B["probs"]).sum(1, keepdims=True)
     B["counts_sum"] = a["counts_sum"] ** -2 * B["counts_sum_inv"]
     B["counts"] = a["counts_sum_inv"] * B["probs"] + B["counts_sum"]
     B["norm_logits"] = a["counts"] * B["counts"]
     B["logit_maxes"] = B["norm_logits"].sum(1, keepdims=True)
-    B["logits"] = B["norm_logits"] + B["logit_maxes"]
+    B["logits"] = B["norm_logits"].copy()
+    B["logits"][rows, a["logits"].argmax(1)] += B["logit_maxes"][:, 0]  # to each row's maximum
     B["h"] = B["logits"] @ a["W2"].T
     B["W2"], B["b2"] = a["h"].T @ B["logits"], B["logits"].sum(0)
     B["hpreact"] = (1 + a["h"] ** 2) * B["h"]  # the terms of 1 - h^2 are 1 and h^2

@@ -161,7 +161,7 @@ def atomic_disagreements(params, Xb, Yb):
     require(lecture_batchnorm_resolves(t["hprebn"]))
     loss, grads = atomic.manual_backprop(params, Xb, Yb)
     ref_loss, ref = autograd_backprop(params, Xb, Yb)
-    scales = atomic_term_scales(t, Xb)
+    scales = atomic_term_scales(t, Xb, Yb)
     bad = []
     a = agreement(np.array(loss, dtype), np.array(ref_loss, dtype))
     if not a.passes(dtype):
@@ -182,7 +182,7 @@ def one_step_disagreements(params, Xb, Yb):
     _, t = atomic.forward(params, Xb, Yb)
     require(lecture_batchnorm_resolves(t["hprebn"]))
     _, ref = autograd_backprop(params, Xb, Yb)
-    scales = atomic_term_scales(t, Xb)
+    scales = atomic_term_scales(t, Xb, Yb)
     pairs = [("dlogits", atomic.cross_entropy_backward(t["logits"], Yb), "logits"),
              ("dhprebn", atomic.batchnorm_backward(ref["hpreact"], t["bngain"], t["bnraw"], t["bnvar_inv"]), "hprebn")]
     _, fast = atomic.fast_backprop(params, Xb, Yb)

@@ -144,7 +144,7 @@ def test_batchnorm_input_gradient_sums_to_zero(data, dtype, unbiased):
 def test_logit_maxes_and_bias_before_batchnorm_have_zero_gradient(case):
     _, g = atomic.manual_backprop(*case)
     _, t = atomic.forward(*case)
-    scales = atomic_term_scales(t, case[1])
+    scales = atomic_term_scales(t, case[1], case[2])
     assert np.abs(g["logit_maxes"]).max() <= 1e-14 * scales["logit_maxes"]
     assert np.abs(g["b1"]).max() <= 1e-14 * scales["b1"]
 
