@@ -10,6 +10,7 @@ from numpy_ninja.cli import ArgumentParser, positive_int, seed_int
 from numpy_ninja.config import DEFAULTS
 from numpy_ninja.data import DataError
 from oracle.threads import one_thread
+from oracle.userfile import cap_memory
 
 PROG = "numpy-ninja check"
 INSTALL = f"{PROG} needs PyTorch: pip install 'numpy-ninja[oracle]' (torch 2.13.0)"
@@ -79,12 +80,15 @@ def main(argv):
     from oracle.check import check_solution, render
     from oracle.learner import SolutionError
 
+    cap_memory()
     try:
         with one_thread():
             report = check_solution(args.file, args.exercise, args.dtype, args.batches, args.seed,
                                     args.train, progress=progress if args.train else None)
     except (SolutionError, DataError) as e:
         return fail(e)
+    except MemoryError:
+        return fail("out of memory: the solution needs more than this machine has")
     for note in report.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     text = json.dumps(report.as_dict()) if args.format == "json" else render(report, args.format)

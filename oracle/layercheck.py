@@ -25,11 +25,14 @@ from hypothesis.extra import numpy as hnp
 
 from numpy_ninja.gradcheck import layer_fd_disagreements, restore, state_of
 from numpy_ninja.tolerance import agreement, rtol_for, tolerance
+from oracle.userfile import available_memory
 
 MAGNITUDES = (1.0, 1e-2, 1e2, 1e-4)   # input sizes; hypothesis shrinks towards the first
 PARAM_SCALES = (1.0, 0.1, 10.0, 1e-3)  # the initialisation, scaled
 FULL_FD_SIZE = 64  # torch-free: every element by finite differences up to this many per tensor
 SHOWN = 256  # a counterexample shows the values of parameters and buffers up to this size
+ARRAYS = 16  # arrays of the input's size alive in one example: x, its warm-up batch, out, dout,
+#              dx, their twin or float64 copies, and the finite differences' perturbed inputs
 PROTOCOL = ("forward", "backward", "named_parameters", "named_buffers", "train")
 
 
@@ -106,6 +109,13 @@ def check_layer(make_layer, features, *, twin=None, ndim=(2,), input="float",
     for m in modes:
         if m not in ("train", "eval"):
             raise LayerCheckError(f"mode must be train or eval, got {m!r}")
+    largest = 8 * 6 ** (max(int(d) for d in ndim) - (2 if input == "float" else 1))
+    largest *= int(features) if input == "float" else 1
+    if largest * 8 * ARRAYS > available_memory():
+        raise LayerCheckError(
+            f"features {features}: an input of up to {largest:,} values, with the {ARRAYS} arrays of "
+            f"its size an example holds, needs {largest * 8 * ARRAYS / 2**30:.1f} GiB; this machine "
+            f"has {available_memory() / 2**30:.1f} GiB available")
     try:
         layer = make_layer(np.dtype(dtypes[0]), np.random.default_rng(0))
     except Exception as e:
@@ -120,6 +130,7 @@ def check_layer(make_layer, features, *, twin=None, ndim=(2,), input="float",
 
     @settings(max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
               phases=[p for p in Phase if p is not Phase.explain],  # its report is not ours
+              report_multiple_bugs=False,  # the smallest failure, not a group of them
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @hypothesis_seed(seed)
     @given(st.data())
@@ -201,18 +212,24 @@ def _draw(data, make_layer, features, ndim, kind, dtypes, modes):
                 -1, 1, width=32, allow_subnormal=False)))
             return z * np.asarray(magnitude, dtype)
     x = inputs(tuple(lead) + ((features,) if kind == "float" else ()))
-    if mode == "eval":  # running statistics from one training batch, as after some training
-        warm = inputs((lead[0] + 2,) + x.shape[1:])
-        layer.train()
-        if _domain(layer, warm, dtype) is None:
-            layer(warm)
-    layer.train(mode == "train")
-    reason = _domain(layer, x, dtype)
-    if reason is not None:
-        reject()
     drawn["x"] = x.tolist()
     example = _Example(layer, x, dtype, mode, drawn)
-    example.keep_state()
+    warm = inputs((lead[0] + 2,) + x.shape[1:]) if mode == "eval" else None
+    try:  # the layer's own code: whatever it raises here is a finding, not a crash of the check
+        if warm is not None:  # running statistics from one training batch, as after some training
+            layer.train()
+            if _domain(layer, warm, dtype) is None:
+                layer(warm)
+                drawn["trained first on"] = warm.tolist()
+        layer.train(mode == "train")
+        reason = _domain(layer, x, dtype)
+        if reason is None:
+            example.keep_state()
+    except Exception as e:
+        where = "forward, on a training batch before eval," if warm is not None else "the layer"
+        raise _Failed(example.failure("(raised)", f"{where} raised {type(e).__name__}: {e}")) from None
+    if reason is not None:
+        reject()
     return example
 
 

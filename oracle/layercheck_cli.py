@@ -11,7 +11,7 @@ import time
 
 from numpy_ninja.train import blas_threads
 from oracle.threads import one_thread
-from oracle.userfile import UserFileError, import_file
+from oracle.userfile import UserFileError, cap_memory, import_file
 
 PROG = "numpy-ninja check-layer"
 
@@ -133,6 +133,7 @@ def main(argv):
         return 2
     from oracle.layercheck import LayerCheckError, check_layer
 
+    cap_memory()
     try:
         make_layer = load(args.layer, "the layer")
         twin = None
@@ -148,6 +149,10 @@ def main(argv):
                                  seed=args.seed, progress=Progress())
     except (UsageError, LayerCheckError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{PROG}: error: out of memory: the layer needs more than this machine has",
+              file=sys.stderr)
         return 2
     if args.format == "json":
         print(json.dumps(finite_or_none(report.as_dict())))

@@ -1,6 +1,8 @@
 """A user's Python file (a learner's solution, a layer to check), imported as a fresh module, with
 every way it can fail to import said in one line. Imports neither torch nor numpy."""
 import importlib.util
+import os
+import resource
 import sys
 import traceback
 from contextlib import redirect_stdout
@@ -42,3 +44,26 @@ def import_file(path):
         if folder in sys.path:
             sys.path.remove(folder)
     return module
+
+
+def available_memory():
+    """Bytes this process can still take: MemAvailable on Linux, else the machine's memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def cap_memory():
+    """The user's code runs in this process: cap the process's address space at what it uses now
+    plus the memory still available, so that a layer or a solution asking for more fails with a
+    MemoryError (said in one line) instead of swapping the machine to a halt."""
+    with open("/proc/self/statm") as f:
+        used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")  # address space mapped now
+    cap = used + available_memory()
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft == resource.RLIM_INFINITY or soft > cap:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))

@@ -2,6 +2,7 @@
 twin; layers broken only for some inputs fail with a small counterexample naming the tensor; a
 check that cannot run is one line and exit 2."""
 import json
+import resource
 import subprocess
 import sys
 import textwrap
@@ -82,6 +83,19 @@ def test_a_broken_layer_fails_with_the_smallest_input(make_layer, features, twin
         check_layer(make_layer, features, twin=twin, ndim=ndim, max_examples=100, raise_on_failure=True)
 
 
+class RaisesInForward(nn.Tanh):
+    def forward(self, x):
+        raise RuntimeError("not today")
+
+
+@pytest.mark.parametrize("modes", [("eval",), ("train", "eval")])
+def test_a_layer_that_raises_before_eval_is_a_counterexample_not_a_crash(modes):
+    """In eval mode the buffers first see a training batch: a layer that raises there is a finding."""
+    report = check_layer(lambda dt, rng: RaisesInForward(), 2, modes=modes, max_examples=20)
+    assert not report.passed and report.counterexample.tensor == "(raised)"
+    assert "RuntimeError: not today" in report.counterexample.message
+
+
 # ---------------------------------------------------------------- the command line
 
 def cli(*args, block=()):
@@ -128,6 +142,14 @@ def test_a_failure_is_exit_1_with_the_counterexample_as_json(tmp_path):
     assert c["tensor"] == "dx" and c["shape"] == [1, 3] and c["rel_err"] > c["tolerance"]
 
 
+@pytest.fixture
+def address_space():
+    """The command caps the process's address space (oracle.userfile.cap_memory): put it back."""
+    limits = resource.getrlimit(resource.RLIMIT_AS)
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, limits)
+
+
 LAYER_FILE = """
 import numpy as np
 from numpy_ninja import Linear
@@ -164,8 +186,9 @@ def twin_not_a_module(layer):
     (["{dir}/layer.py:make", "--features", "3", "--ndim", "1"], "ndim for float input must be between 2 and 4"),
     (["{dir}/layer.py:make", "--features", "0"], "--features: must be a positive integer"),
     (["{dir}/layer.py:make", "--features", "3", "--dtype", "float16"], "'float16' is not one of"),
+    (["{dir}/layer.py:make", "--features", "1000000000"], "features 1000000000: an input of up to"),
 ])
-def test_a_check_that_cannot_run_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+def test_a_check_that_cannot_run_is_one_line_and_exit_2(tmp_path, capsys, args, message, address_space):
     """In-process, through the same dispatch as the console script (argparse's own errors exit)."""
     (tmp_path / "layer.py").write_text(LAYER_FILE)
     (tmp_path / "syntax.py").write_text("def make(:\n")
