@@ -175,7 +175,13 @@ def judge(name, value, steps, oracle, local_scale, upstream, arrays, usable):
     """The Grade of one answered tensor (an ndarray of any shape and dtype)."""
     dtype, T, n = oracle.dtype, oracle.truth[name], oracle.n
     fit = usable.get(name)
-    problem = ("shape" if value.shape != T.shape else
+    # (H,) for (1, H) broadcasts exactly as (1, H) does (broadcasting prepends axes): the lecture's
+    # own dbnmeani is one; (N,) for (N, 1) does not, and is a wrong shape
+    extra = T.ndim - value.ndim
+    same_broadcast = extra > 0 and T.shape[:extra] == (1,) * extra and T.shape[extra:] == value.shape
+    note = (f"shape {value.shape} where {name} is {T.shape}: it broadcasts the same way"
+            if same_broadcast else None)
+    problem = ("shape" if value.shape != T.shape and not same_broadcast else
                "not finite" if not np.all(np.isfinite(value)) else
                "dtype" if value.dtype != np.dtype(dtype) else "")
     shown = fit if fit is not None else value.astype(dtype) if value.shape == T.shape else None
@@ -187,14 +193,14 @@ def judge(name, value, steps, oracle, local_scale, upstream, arrays, usable):
             figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=a.max_ulp,
                            rel_err=a.max_rel_err if np.isfinite(a.max_rel_err) else None)
     if not problem and a.exact:
-        return Grade("exact", figures, n=n)
+        return Grade("exact", figures, hint=note, n=n)
     if not problem and ok and a.allclose:
-        return Grade("approximate", figures, hint=rounding_hint(dtype), n=n)
+        return Grade("approximate", figures, hint=note or rounding_hint(dtype), n=n)
     parts = {s.out: vjp(s.steps, oracle.values, name, s.out, upstream(s.out)).numpy() for s in steps}
     expected = sum(parts.values())
     step_ok = fit is not None and within(fit, np.asarray(expected, dtype), local_scale, dtype)[1]
     if not problem and ok and (step_ok or right_step(fit, name, steps, oracle, local_scale)):
-        return Grade("approximate", figures, hint=rounding_hint(dtype), n=n)
+        return Grade("approximate", figures, hint=note or rounding_hint(dtype), n=n)
     grade = Grade("wrong", figures, n=n)
     broken = tuple(s.out for s in steps if s.out in arrays and s.out not in usable)
     same_dtype = tuple(s.out for s in steps if s.out in arrays and arrays[s.out].dtype == value.dtype)

@@ -166,6 +166,8 @@ def summary(report):
         return f"PASSED: nothing wrong ({tally})"
     first = next((r for r in report.rows if r["cause"] == "local" or r["verdict"] == "error"), None)
     where = f"; start with exercise {first['exercise']} {first['name']}" if first else ""
+    if first and first["verdict"] == "error":
+        where = f"; start with the error of exercise {first['exercise']}: {first['hint']}"
     inherited = next((r for r in report.rows if r["cause"] == "inherited" and r["upstream"]), None)
     if not first and inherited:  # the wrong step is not a graded row (exercise 4's intermediates)
         where = (f"; start with exercise {inherited['exercise']} d{inherited['upstream']}, "

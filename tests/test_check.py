@@ -96,6 +96,17 @@ def test_the_logit_maxes_branch_is_not_needed(tmp_path, old, new):
     assert report.passed
 
 
+def test_a_shape_that_broadcasts_the_same_way_is_not_wrong(tmp_path):
+    """The lecture's own dbnmeani = (-dbndiff).sum(0) is (H,) where bnmeani is (1, H): broadcasting
+    prepends axes, so it acts as (1, H) does and is graded on its values, with a note. (N,) for
+    (N, 1), or (1, H) for (H,), stays wrong: see the keepdims cases below."""
+    report = check_solution(mutated(tmp_path, 1, "dbnmeani = -dbndiff.sum(0, keepdims=True)",
+                                    "dbnmeani = -dbndiff.sum(0)"), exercise=1)
+    row = rows_by_name(report)["bnmeani"]
+    assert report.passed and row["verdict"] in ("exact", "approximate")
+    assert "broadcasts the same way" in row["hint"]
+
+
 # ---------------------------------------------------------------- broken answers
 
 BESSEL_DOWNSTREAM = {"bndiff", "hprebn", "embcat", "W1", "emb", "C"}  # not bnmeani, b1: the error ~ bndiff sums to 0
@@ -103,8 +114,6 @@ ALL_BELOW_COUNTS = set(GRAD_NAMES[GRAD_NAMES.index("counts") + 1:]) - {"b1"}  # 
 
 
 @pytest.mark.parametrize("exercise, old, new, name, kind, inherited", [
-    (1, "dbnmeani = -dbndiff.sum(0, keepdims=True)", "dbnmeani = -dbndiff.sum(0)",
-     "bnmeani", "keepdims=True", set()),
     (1, "dbndiff2 = 1.0 / (n - 1) *", "dbndiff2 = 1.0 / n *", "bndiff2", "(n-1)/n", BESSEL_DOWNSTREAM),
     (1, "np.add.at(dC, Xb, demb)", "dC[Xb] += demb", "C", "looked up more than once", set()),
     (1, "dW2 = t.h.T @ dlogits", "dW2 = dlogits.T @ t.h", "W2", "transposed", set()),
