@@ -26,8 +26,11 @@ TWO_ROWS = ("--batch-size 2 cannot be judged: BatchNorm normalises two rows to -
             "use --batch-size 3 or more")
 
 
+EXIT_FAILED, EXIT_CANNOT_RUN = 1, 2  # a row breaks the tolerance; the report cannot be made
+
+
 class CompareError(Exception):
-    """One line for the user; exit status 1."""
+    """One line for the user; exit status 2."""
 
 
 def parser():
@@ -37,7 +40,8 @@ def parser():
                     "one-step backward of exercises 2 and 3, every parameter gradient of a model, "
                     "and lockstep training, in float32 and float64. Exits 1 when any row breaks "
                     "the tolerance (float64: relative error <= 1e-10; float32: torch.allclose "
-                    "defaults against the tensor's scale; float64 lockstep parameters within 1e-8).")
+                    "defaults against the tensor's scale; float64 lockstep parameters within 1e-8), "
+                    "2 when the report cannot be made (a bad setting, data or --out).")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help=f"initialisation and batches, >= 0 (default: {DEFAULTS.seed})")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
@@ -166,7 +170,7 @@ def main(argv):
         importlib.import_module("torch")
     except ImportError:
         print(INSTALL, file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_RUN
     try:
         with one_thread():
             return compare(args, Progress())
@@ -174,7 +178,7 @@ def main(argv):
         error(f"{option({'n_hidden': 'hidden'}.get(e.name, e.name))}: {e.message}")
     except (CompareError, DataError, RunError) as e:
         error(str(e))
-    return 1
+    return EXIT_CANNOT_RUN
 
 
 def error(message):
@@ -227,4 +231,4 @@ def compare(args, progress):
     finally:
         if not written:
             remove_dirs(created)
-    return 0 if report["passed"] else 1
+    return 0 if report["passed"] else EXIT_FAILED
