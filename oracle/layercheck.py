@@ -24,6 +24,7 @@ from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 from hypothesis.extra import numpy as hnp
 
 from numpy_ninja.gradcheck import layer_fd_disagreements, restore, state_of
+from numpy_ninja.layers import Module
 from numpy_ninja.tolerance import agreement, rtol_for, tolerance
 from oracle.userfile import available_memory
 
@@ -290,10 +291,24 @@ def _first_disagreement(ex, pairs, terms):
         scale = float(np.max(t, initial=0)) if t is not None else None
         a = agreement(ours, np.asarray(ref, ours.dtype), scale)
         if not a.passes(ex.dtype):
-            rel_tol = tolerance(ex.dtype, a.scale) / a.scale if a.scale else 0.0
+            if not a.scale:
+                return ex.failure(tensor, f"{tensor} is {a.max_abs_diff:.3g} at most where the "
+                                  f"reference is exactly 0{_unsaid(ex.layer)}")
+            rel_tol = tolerance(ex.dtype, a.scale) / a.scale
             return ex.failure(tensor, f"{tensor} differs by {a.max_rel_err:.3g} of its scale "
-                              f"(tolerance {rel_tol:.3g})", a.max_rel_err, rel_tol)
+                              f"(tolerance {rel_tol:.3g}){_unsaid(ex.layer)}", a.max_rel_err, rel_tol)
     return None
+
+
+def _unsaid(layer):
+    """A reminder, in a failure's message, of what a layer can say that the check would use."""
+    missing = [m for m in ("terms", "check_domain")
+               if getattr(type(layer), m, None) in (None, getattr(Module, m))]
+    if not missing:
+        return ""
+    return (f"; the layer defines no {' or '.join(missing)}: if the input is one it cannot be checked "
+            "on (a kink, a constant row to normalise) or the result cancels, see "
+            "docs/layer-protocol.md")
 
 
 def _results(ex, out, dx, grads, buffers):
@@ -401,8 +416,8 @@ def _torch_free_comparison(make_layer):
         bad = layer_fd_disagreements(ref_layer, x64, dout64, rng, full=full)
         if bad:
             b = bad[0]
-            return ex.failure(b["tensor"], f"{b['tensor']} (float64) differs from central "
-                              f"differences by {b['rel_err']:.3g} (tolerance {b['tolerance']:.3g})",
-                              b["rel_err"], b["tolerance"])
+            return ex.failure(b["tensor"], f"{b['tensor']} of the layer in float64 differs from "
+                              f"central differences by {b['rel_err']:.3g} (tolerance "
+                              f"{b['tolerance']:.3g}){_unsaid(ex.layer)}", b["rel_err"], b["tolerance"])
         return None
     return compare
