@@ -55,16 +55,18 @@ def check_vocab(words, vocab, path):
         raise CLIError(f"{path}: characters the model has never seen: {''.join(unknown)!r}")
 
 
-def run_words(config, given):
+def run_words(config, given, option="--data"):
     """The words to evaluate a run on: `given` (--data) as it is, else the run's own data, which
-    must still be the list it was trained on."""
+    must still be the list it was trained on. option: how the command takes other data (None:
+    it does not)."""
     if given is not None:
         return given, load_words(given)
     path = data_path(config.data)
     words = load_words(path)
     if words_sha256(words) != config.data_sha256:
+        advice = f"; to evaluate on it as it is now, pass {option} {path}" if option else ""
         raise CLIError(f"{describe_data(config.data)} has changed since the model was trained (its "
-                       f"words differ); to evaluate on it as it is now, pass --data {path}")
+                       f"words differ){advice}")
     return path, words
 
 
@@ -89,7 +91,7 @@ def cmd_sample(args):
         raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
     run.check_memory(ckpt.config, len(ckpt.vocab), min(args.n, CHUNK), training=False)  # a chunk's contexts
     try:
-        _, words = run_words(ckpt.config, None)
+        _, words = run_words(ckpt.config, None, option=None)
         train_words, note = set(split_words(words, ckpt.config.seed)[0]), None
     except (DataError, CLIError) as e:
         train_words, note = frozenset(), f"(new names are not marked: {e})"
