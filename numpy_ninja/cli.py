@@ -86,7 +86,7 @@ def cmd_sample(args):
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         raise CLIError(f"--temperature must be a finite number > 0, got {args.temperature}")
     ckpt = load_checkpoint(args.checkpoint)
-    unknown = sorted(set(args.prefix) - set(ckpt.vocab.chars))
+    unknown = [c for c in dict.fromkeys(args.prefix) if c not in ckpt.vocab.chars]  # as typed
     if unknown:
         raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
     run.check_memory(ckpt.config, len(ckpt.vocab), min(args.n, CHUNK), training=False)  # a chunk's contexts

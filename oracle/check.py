@@ -188,7 +188,8 @@ def train_lines(train):
 
 def render(report, style):
     """The report as a terminal table or as markdown."""
-    head = [f"{report.source or 'solution'}: {report.dtype}, {len(report.batches)} batches "
+    count = len(report.batches)
+    head = [f"{report.source or 'solution'}: {report.dtype}, {count} batch{'es' if count != 1 else ''} "
             f"({'; '.join(report.batches)}), seed {report.seed}", ""]
     body = [[fmt(r[c]) for c in COLUMNS] for r in report.rows]
     if style == "markdown":

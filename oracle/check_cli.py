@@ -65,7 +65,10 @@ def main(argv):
         if not args.file:
             return fail("give a solution file to check (start one with --template)")
         if not Path(args.file).is_file():
-            return fail(f"{args.file}: {'is a directory' if Path(args.file).is_dir() else 'no such file'}")
+            path = Path(args.file)
+            what = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
+                    else "no such file")
+            return fail(f"{args.file}: {what}")
         if args.out and args.out.exists() and not args.out.is_dir():
             return fail(f"--out {args.out} exists and is not a directory")
     try:
