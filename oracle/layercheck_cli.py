@@ -9,6 +9,7 @@ import math
 import sys
 import time
 
+from numpy_ninja.cli import ArgumentParser, positive_int
 from numpy_ninja.train import blas_threads
 from oracle.threads import one_thread
 from oracle.userfile import UserFileError, cap_memory, import_file
@@ -18,11 +19,6 @@ PROG = "numpy-ninja check-layer"
 
 class UsageError(Exception):
     """One line on stderr, exit 2."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def int_list(text):
@@ -40,16 +36,6 @@ def name_list(*allowed):
                 raise argparse.ArgumentTypeError(f"{n!r} is not one of {', '.join(allowed)}")
         return names
     return parse
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def parser():
