@@ -21,7 +21,7 @@ from numpy_ninja import Module, Parameter
 class RMSNorm(Module):
     """x (..., C) -> same shape: weight * x * r, r = 1 / sqrt(mean(x^2) + eps) per row."""
 
-    _param_names = ("weight",)
+    param_names = ("weight",)
 
     def __init__(self, dim, eps=1e-6, *, dtype=np.float32):
         self.eps = eps
@@ -34,7 +34,7 @@ class RMSNorm(Module):
         return xhat * self.weight.data
 
     def backward(self, dout):
-        xhat, r = self._saved()
+        xhat, r = self.saved()
         self.weight.grad[...] = (dout * xhat).sum(tuple(range(dout.ndim - 1)))
         dxhat = dout * self.weight.data
         # dxhat_i/dx_j = r (delta_ij - xhat_i xhat_j / C): dx = r (dxhat - xhat mean(dxhat xhat))
@@ -42,7 +42,7 @@ class RMSNorm(Module):
 
     def terms(self, dout_terms):
         """dx can cancel (dout along xhat gives zero): its error is measured against the terms."""
-        xhat, r = (np.abs(v.astype(np.float64)) for v in self._saved())
+        xhat, r = (np.abs(v.astype(np.float64)) for v in self.saved())
         gB = np.abs(self.weight.data.astype(np.float64)) * dout_terms
         return {"dx": r * (gB + xhat * (gB * xhat).mean(-1, keepdims=True)),
                 "weight": (dout_terms * xhat).sum(tuple(range(xhat.ndim - 1)))}

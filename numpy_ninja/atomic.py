@@ -11,6 +11,9 @@ Xb (N, block) integer contexts, Yb (N,) integer targets. dtype follows the param
 """
 import numpy as np
 
+from .nn import BatchNorm1d
+from .tolerance import rtol_for
+
 PARAM_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
 GRAD_NAMES = (
     "logprobs", "probs", "counts_sum_inv", "counts_sum", "counts", "norm_logits",
@@ -26,6 +29,15 @@ def params_from_mlp(model):
     sd = model.state_dict()
     return {"C": sd["0.weight"], "W1": sd["2.weight"], "b1": sd["2.bias"], "W2": sd["5.weight"],
             "b2": sd["5.bias"], "bngain": sd["3.weight"][None], "bnbias": sd["3.bias"][None]}
+
+
+def resolves(hprebn, dtype=None):
+    """Whether BatchNorm can resolve hprebn - bnmeani in dtype (default: hprebn's) to the
+    tolerance the checks hold it to (BatchNorm1d.check_domain): below that spread, what it
+    normalises is rounding noise in any implementation."""
+    dtype = np.dtype(dtype or hprebn.dtype)
+    x = np.asarray(hprebn).astype(dtype)
+    return BatchNorm1d(x.shape[1], dtype=dtype).check_domain(x, rtol_for(dtype)) is None
 
 
 def forward(params, Xb, Yb):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .config import DEFAULTS, MODEL_DEFAULTS
-from .layers import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Sequential, Tanh
+from .nn import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Sequential, Tanh
 
 MLP, WAVENET = MODEL_DEFAULTS["mlp"], MODEL_DEFAULTS["wavenet"]
 

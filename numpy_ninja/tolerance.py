@@ -1,4 +1,5 @@
-"""How close two arrays are, and how close they must be: the tolerance policy (docs/tolerances.md).
+"""How close two arrays are, and how close they must be: the tolerance policy (docs/tolerances.md),
+and ``check_tensor``, the one comparison every check makes (the suite, compare, check-layer).
 
 float64: relative error at most 1e-10. float32: max |ours - ref| <= ATOL + RTOL * scale, torch's
 allclose constants applied against the scale. The relative error is max |ours - ref| over a
@@ -73,6 +74,47 @@ def agreement(ours, ref, scale=None):
         allclose=bool(np.all(diff <= ATOL + RTOL * np.abs(ref.astype(np.float64)))),
         max_abs_diff=max_abs, max_rel_err=rel,
         max_ulp=int(ulp_distance(ours, ref).max(initial=0)), scale=scale)
+
+
+@dataclass
+class Comparison:
+    """One result held against its reference by check_tensor."""
+    name: str
+    dtype: str            # the dtype whose policy applies: ours'
+    agreement: Agreement  # None when the shapes differ
+    passed: bool
+    message: str = ""     # one line saying why it fails; "" when it passes
+
+    @property
+    def rel_tolerance(self):
+        """The largest relative error the policy accepts here (against agreement.scale)."""
+        a = self.agreement
+        return tolerance(self.dtype, a.scale) / a.scale if a and a.scale else 0.0
+
+
+def check_tensor(name, ours, ref, terms=None):
+    """ours against the reference ref under the policy for ours' dtype (ref is cast to it).
+    terms: the magnitudes of the terms the result is summed from (an array, or its largest
+    value), which its error is measured against (``Module.terms``); None: ref's own magnitude."""
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    dtype = ours.dtype.name
+    if ours.shape != ref.shape:
+        return Comparison(name, dtype, None, False,
+                          f"{name} has shape {ours.shape}, the reference {ref.shape}")
+    scale = None if terms is None else float(np.max(terms, initial=0.0))
+    c = Comparison(name, dtype, agreement(ours, ref.astype(ours.dtype, copy=False), scale), True)
+    a = c.agreement
+    if not a.passes(dtype):
+        c.passed = False
+        c.message = (f"{name} differs by {a.max_rel_err:.3g} of its scale (tolerance "
+                     f"{c.rel_tolerance:.3g})" if a.scale else
+                     f"{name} is {a.max_abs_diff:.3g} at most where the reference is exactly 0")
+    return c
+
+
+def disagreements(results):
+    """The Comparisons that fail among results, an iterable of (name, ours, ref, terms)."""
+    return [c for c in (check_tensor(*r) for r in results) if not c.passed]
 
 
 def within(ours, ref, scale, dtype):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .layers import BatchNorm1d, CrossEntropyLoss, Sequential
+from .nn import BatchNorm1d, CrossEntropyLoss, Sequential
 
 BLOCK = 1000  # batch indices are drawn this many steps at a time
 

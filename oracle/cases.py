@@ -22,8 +22,6 @@ import numpy as np
 
 from numpy_ninja import atomic, models
 from numpy_ninja.data import default_data_path, load_dataset
-from numpy_ninja.layers import BatchNorm1d
-from numpy_ninja.tolerance import rtol_for
 
 BLOCK_SIZE, N_EMBD, N_HIDDEN = 3, 10, 64
 
@@ -37,19 +35,13 @@ class Case:
     Yb: np.ndarray
 
 
-def resolves(hprebn, dtype=np.float32):
-    """BatchNorm can resolve hprebn - bnmeani in dtype to the tolerance checked."""
-    x = np.asarray(hprebn).astype(dtype)
-    return BatchNorm1d(x.shape[1], dtype=dtype).check_domain(x, rtol_for(dtype)) is None
-
-
 def draw_rows(rng, X, Y, n, params, first=()):
     """n training rows (starting with `first`) whose BatchNorm input float32 resolves."""
     for _ in range(1000):
         ix = rng.choice(len(Y), n, replace=False)
         ix[:len(first)] = first
         _, t = atomic.forward(params, X[ix], Y[ix])
-        if resolves(t["hprebn"]):
+        if atomic.resolves(t["hprebn"], np.float32):
             return X[ix], Y[ix]
     raise RuntimeError(f"no resolvable batch of {n} rows found")
 

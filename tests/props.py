@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 import numpy_ninja as nn
 from numpy_ninja import atomic
-from numpy_ninja.tolerance import agreement, rtol_for
+from numpy_ninja.tolerance import disagreements, rtol_for
 from oracle.atomic import autograd_backprop
 from oracle.scales import atomic_term_scales, term_scales
 from oracle.twin import run_twin
@@ -69,19 +69,19 @@ def set_params(data, model, dtype, scale):
 
 
 def our_pass(model, x, targets=None, dout=None):
-    """Forward layer by layer and backward; returns out, loss, dx, the input of each layer and
-    the gradient at the output."""
+    """Forward layer by layer and backward; returns out, loss, dx, the input of each layer, the
+    gradient at the output and the criterion (None without targets)."""
     inputs = []
     out = x
     for layer in model.layers:
         inputs.append(out)
         out = layer(out)
-    loss = None
+    loss = criterion = None
     if targets is not None:
         criterion = nn.CrossEntropyLoss()
         loss = criterion(out, targets)
         dout = criterion.backward()
-    return out, loss, model.backward(dout), inputs, dout
+    return out, loss, model.backward(dout), inputs, dout, criterion
 
 
 def require(condition):
@@ -103,97 +103,70 @@ def resolvable(model, inputs, dtype):
     return all(layer.check_domain(x, rtol_for(dtype) / len(bns)) is None for layer, x in bns)
 
 
-def lecture_batchnorm_resolves(hprebn):
-    """Whether the broken-up graph's BatchNorm can resolve hprebn - bnmeani (see resolvable)."""
-    bn = nn.BatchNorm1d(hprebn.shape[1], dtype=hprebn.dtype)
-    return bn.check_domain(hprebn, rtol_for(hprebn.dtype)) is None
-
-
 def twin_disagreements(model, x, targets=None, dout=None):
     """Everything numpy_ninja computes for one pass of `model`, against its torch twin.
 
-    Returns [(what, Agreement)] for every output, loss, input gradient, parameter gradient and
-    running statistic that breaks the tolerance policy for the model's dtype.
+    Returns the Comparisons (numpy_ninja.tolerance.check_tensor) of every output, loss, input
+    gradient, parameter gradient and running statistic that breaks the tolerance policy for the
+    model's dtype, each measured against the terms it is summed from (the layers' and the
+    loss's ``terms``).
     """
     dtype = model.parameters()[0].data.dtype if model.parameters() else x.dtype
     ref = run_twin(model, x, targets=targets, dout=dout)  # before ours: ours updates buffers
-    out, loss, dx, inputs, dout = our_pass(model, x, targets=targets, dout=dout)
+    out, loss, dx, inputs, dout, criterion = our_pass(model, x, targets=targets, dout=dout)
     require(resolvable(model, inputs, dtype))
-    top = np.abs(np.asarray(dout, np.float64))
-    if targets is not None:
-        # dlogits = (softmax - onehot) / N cancels where the softmax is sure; and exp turns the
-        # absolute rounding of the logits (eps times their terms, L; twice with the max) into a
-        # relative one of the softmax: its terms are p (1 + 2L) per row
-        z = np.asarray(out, np.float64)
-        L = model.layers[-1].terms(np.zeros(out.shape))["out"].max(1, keepdims=True)
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        top = p * (1 + 2 * L)
-        top[np.arange(len(z)), targets] += 1
-        top /= len(z)
-    scales = term_scales(model, top)
-    pairs = [("out", out, ref["out"], scales.get("out"))]
-    if loss is not None:  # mean(max + log(s) - logit of the target), s = sum(exp(z - max)) >= 1:
-        # the max and the target's logit round by eps times the logits' terms (L each), log(s)
-        # by s's relative rounding, about eps (1 per row)
-        log_s = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
-        loss_terms = float(np.mean(2 * L[:, 0] + log_s + 1))
-        pairs.append(("loss", np.array(loss, dtype), np.array(ref["loss"], dtype), loss_terms))
+    results = []
+    if criterion is None:
+        scales = term_scales(model, np.abs(np.asarray(dout, np.float64)))
+    else:
+        logit_terms = model.layers[-1].terms(np.zeros(out.shape))["out"]
+        loss_terms = criterion.terms(logit_terms)
+        scales = term_scales(model, loss_terms["dx"])
+        results.append(("loss", np.array(loss, dtype), np.array(ref["loss"], dtype), loss_terms["out"]))
+    results.append(("out", out, ref["out"], scales.get("out")))
     if ref["dx"] is not None:
-        pairs.append(("dx", dx, ref["dx"], scales["dx"]))
+        results.append(("dx", dx, ref["dx"], scales["dx"]))
     for name, p in model.named_parameters():
-        pairs.append((f"grad {name}", p.grad, ref["grads"][name], scales[name]))
+        results.append((f"grad {name}", p.grad, ref["grads"][name], scales[name]))
     for name, b in model.named_buffers():  # running statistics: (1-m) running + m stat can cancel
-        pairs.append((name, b, ref["buffers"][name], scales[name]))
-    bad = []
-    for what, ours, theirs, scale in pairs:
-        assert ours.shape == theirs.shape and ours.dtype == dtype, what
-        a = agreement(ours, theirs, scale)
-        if not a.passes(dtype):
-            bad.append((what, a))
-    return bad
+        results.append((name, b, ref["buffers"][name], scales[name]))
+    for name, ours, theirs, _ in results:
+        assert ours.shape == theirs.shape and ours.dtype == dtype, name
+    return disagreements(results)
 
 
 def atomic_disagreements(params, Xb, Yb):
-    """All 26 gradients of the broken-up graph (and the loss) against autograd."""
+    """All 26 gradients of the broken-up graph (and the loss) against autograd: the failing
+    Comparisons."""
     dtype = params["C"].dtype
     _, t = atomic.forward(params, Xb, Yb)
-    require(lecture_batchnorm_resolves(t["hprebn"]))
+    require(atomic.resolves(t["hprebn"]))
     loss, grads = atomic.manual_backprop(params, Xb, Yb)
     ref_loss, ref = autograd_backprop(params, Xb, Yb)
     scales = atomic_term_scales(t, Xb, Yb)
-    bad = []
-    a = agreement(np.array(loss, dtype), np.array(ref_loss, dtype))
-    if not a.passes(dtype):
-        bad.append(("loss", a))
+    results = [("loss", np.array(loss, dtype), np.array(ref_loss, dtype), None)]
     for name in atomic.GRAD_NAMES:
         assert grads[name].shape == ref[name].shape and grads[name].dtype == dtype, name
-        a = agreement(grads[name], ref[name], scales.get(name))
-        if not a.passes(dtype):
-            bad.append((name, a))
-    return bad
+        results.append((name, grads[name], ref[name], scales.get(name)))
+    return disagreements(results)
 
 
 def one_step_disagreements(params, Xb, Yb):
     """The one-step backward of exercise 2 (cross_entropy_backward -> dlogits) and exercise 3
     (batchnorm_backward -> dhprebn, fed autograd's dhpreact), and every gradient of fast_backprop,
-    against autograd: [(what, Agreement)] for those breaking the tolerance."""
+    against autograd: the failing Comparisons."""
     dtype = params["C"].dtype
     _, t = atomic.forward(params, Xb, Yb)
-    require(lecture_batchnorm_resolves(t["hprebn"]))
+    require(atomic.resolves(t["hprebn"]))
     _, ref = autograd_backprop(params, Xb, Yb)
     scales = atomic_term_scales(t, Xb, Yb)
     pairs = [("dlogits", atomic.cross_entropy_backward(t["logits"], Yb), "logits"),
              ("dhprebn", atomic.batchnorm_backward(ref["hpreact"], t["bngain"], t["bnraw"], t["bnvar_inv"]), "hprebn")]
     _, fast = atomic.fast_backprop(params, Xb, Yb)
     pairs += [(f"fast {name}", g, name) for name, g in fast.items()]
-    bad = []
     for what, ours, name in pairs:
         assert ours.shape == ref[name].shape and ours.dtype == dtype, what
-        a = agreement(ours, ref[name], scales[name])
-        if not a.passes(dtype):
-            bad.append((what, a))
-    return bad
+    return disagreements((what, ours, ref[name], scales[name]) for what, ours, name in pairs)
 
 
 @st.composite

@@ -16,11 +16,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from numpy_ninja import atomic
 from numpy_ninja.atomic import GRAD_NAMES, PARAM_NAMES
 from numpy_ninja.tolerance import ATOL, F64_RTOL, RTOL
 from oracle.atomic import STEPS
 from oracle.blame import Oracle, grade_batch
-from oracle.cases import hard_cases, resolves
+from oracle.cases import hard_cases
 from oracle.check import check_solution, cmp
 from oracle.hints import Context, diagnose, named_factors, shape_hint
 from oracle.learner import SolutionError, namespace
@@ -214,7 +215,7 @@ def test_any_graph_right_answers_pass_and_a_doubled_one_is_local(case, data):
     params, Xb, Yb = case
     dtype = params["C"].dtype
     oracle = Oracle.of(params, Xb, Yb, dtype)
-    require(resolves(oracle.t["hprebn"], dtype))
+    require(atomic.resolves(oracle.t["hprebn"], dtype))
     answers = LECTURE_SOLUTION["exercise1"](namespace(oracle, "numpy"))
     grades = grade_batch(STEPS, GRAD_NAMES, answers, oracle)
     assert {g.verdict for g in grades.values()} <= {"exact", "approximate"}
@@ -248,7 +249,7 @@ def test_the_batches_hold_the_hard_cases():
     variance = Oracle.of(cases[2].params, cases[2].Xb, cases[2].Yb, np.float64, scales=False).t["bnvar"]
     assert variance.min() < 1e-5 / 100 and variance.max() > 1e5
     for c in cases:
-        assert resolves(Oracle.of(c.params, c.Xb, c.Yb, np.float64, scales=False).t["hprebn"], np.float32)
+        assert atomic.resolves(Oracle.of(c.params, c.Xb, c.Yb, np.float64, scales=False).t["hprebn"], np.float32)
 
 
 @pytest.mark.parametrize("got, want, says", [

@@ -37,7 +37,7 @@ class TanhWrongForNegatives(nn.Tanh):
     """1 - |h| instead of 1 - h^2 where h < 0."""
 
     def backward(self, dout):
-        h = self._saved()
+        h = self.saved()
         return np.where(h < 0, 1 + h, 1 - h * h) * dout
 
 
@@ -45,7 +45,7 @@ class LayerNormMissingTerm(nn.LayerNorm):
     """dx without the xhat * mean(dxhat * xhat) term."""
 
     def backward(self, dout):
-        xhat, istd, _ = self._saved()
+        xhat, istd, _ = self.saved()
         super().backward(dout)
         dxhat = dout * self.weight.data
         return istd * (dxhat - dxhat.mean(-1, keepdims=True))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import numpy_ninja as nn
-from numpy_ninja import atomic, layers, models
+from numpy_ninja import atomic, models
 from oracle import check_layer
 from oracle.twin import build_twin
 from props import LAYERS, atomic_disagreements, one_step_disagreements, twin_disagreements
@@ -72,7 +72,7 @@ def test_unmutated_code_passes():
 def test_atomic_mutants_are_reported(monkeypatch, old, new, first_wrong):
     monkeypatch.setattr(atomic, "manual_backprop", mutant(atomic.manual_backprop, old, new))
     bad = atomic_disagreements(*lecture_case())
-    assert first_wrong in [name for name, _ in bad]
+    assert first_wrong in [c.name for c in bad]
 
 
 # ---------------------------------------------------------------- the one-step backward
@@ -89,7 +89,7 @@ def test_atomic_mutants_are_reported(monkeypatch, old, new, first_wrong):
 ])
 def test_one_step_mutants_are_reported(monkeypatch, func, old, new, reported):
     monkeypatch.setattr(atomic, func.__name__, mutant(func, old, new))  # fast_backprop calls them by name
-    bad = {what for what, _ in one_step_disagreements(*lecture_case())}
+    bad = {c.name for c in one_step_disagreements(*lecture_case())}
     assert reported <= bad
 
 
@@ -98,15 +98,15 @@ def test_one_step_mutants_are_reported(monkeypatch, func, old, new, reported):
 # wavenet(block 4): 0 Embedding, 1 FlattenConsecutive, 2 Linear, 3 BatchNorm1d, 4 Tanh, 5..8 again, 9 Linear
 
 @pytest.mark.parametrize("cls, old, new, reported", [
-    (layers.BatchNorm1d, "d = 1 if self.unbiased else 0", "d = 0",  # forgotten Bessel factor
+    (nn.BatchNorm1d, "d = 1 if self.unbiased else 0", "d = 0",  # forgotten Bessel factor
      {"grad 2.weight", "grad 0.weight"}),
-    (layers.Embedding, "np.dot(onehot.T, dout.reshape(-1, E), out=self.weight.grad)",
+    (nn.Embedding, "np.dot(onehot.T, dout.reshape(-1, E), out=self.weight.grad)",
      "self.weight.grad[...] = 0\n    self.weight.grad[x] = dout.reshape(-1, E)", {"grad 0.weight"}),  # rows overwritten
 ])
 def test_layer_mutants_are_reported(monkeypatch, cls, old, new, reported):
     monkeypatch.setattr(cls, "backward", mutant(cls.backward, old, new))
     model, X, Y = network(unbiased=True)
-    assert reported <= {what for what, _ in twin_disagreements(model, X, targets=Y)}
+    assert reported <= {c.name for c in twin_disagreements(model, X, targets=Y)}
 
 
 def off_by_a_millionth(backward, where):
@@ -122,33 +122,33 @@ def off_by_a_millionth(backward, where):
 
 
 @pytest.mark.parametrize("cls, where, reported", [
-    (layers.Linear, "input", {"grad 2.weight", "grad 0.weight"}),
-    (layers.Linear, "params", {"grad 5.weight", "grad 5.bias", "grad 2.weight"}),
-    (layers.BatchNorm1d, "input", {"grad 2.weight", "grad 0.weight"}),
-    (layers.BatchNorm1d, "params", {"grad 3.weight", "grad 3.bias"}),
-    (layers.Tanh, "input", {"grad 3.weight", "grad 3.bias", "grad 2.weight"}),
-    (layers.Embedding, "params", {"grad 0.weight"}),
-    (layers.Flatten, "input", {"grad 0.weight"}),
-    (layers.FlattenConsecutive, "input", {"grad 2.weight", "grad 0.weight"}),
+    (nn.Linear, "input", {"grad 2.weight", "grad 0.weight"}),
+    (nn.Linear, "params", {"grad 5.weight", "grad 5.bias", "grad 2.weight"}),
+    (nn.BatchNorm1d, "input", {"grad 2.weight", "grad 0.weight"}),
+    (nn.BatchNorm1d, "params", {"grad 3.weight", "grad 3.bias"}),
+    (nn.Tanh, "input", {"grad 3.weight", "grad 3.bias", "grad 2.weight"}),
+    (nn.Embedding, "params", {"grad 0.weight"}),
+    (nn.Flatten, "input", {"grad 0.weight"}),
+    (nn.FlattenConsecutive, "input", {"grad 2.weight", "grad 0.weight"}),
 ])
 def test_one_part_in_a_million_is_reported(monkeypatch, cls, where, reported):
     monkeypatch.setattr(cls, "backward", off_by_a_millionth(cls.backward, where))
-    model, X, Y = network(hierarchical=cls is layers.FlattenConsecutive)
-    assert reported <= {what for what, _ in twin_disagreements(model, X, targets=Y)}
+    model, X, Y = network(hierarchical=cls is nn.FlattenConsecutive)
+    assert reported <= {c.name for c in twin_disagreements(model, X, targets=Y)}
 
 
 @pytest.mark.parametrize("reference", ["twin", "finite differences"])
 @pytest.mark.parametrize("layer, cls, where", [
-    ("Linear", layers.Linear, "input"),
-    ("Linear", layers.Linear, "params"),
-    ("BatchNorm1d n-1", layers.BatchNorm1d, "input"),
-    ("BatchNorm1d n", layers.BatchNorm1d, "params"),
-    ("LayerNorm", layers.LayerNorm, "input"),
-    ("LayerNorm", layers.LayerNorm, "params"),
-    ("Tanh", layers.Tanh, "input"),
-    ("Embedding", layers.Embedding, "params"),
-    ("Flatten", layers.Flatten, "input"),
-    ("FlattenConsecutive", layers.FlattenConsecutive, "input"),
+    ("Linear", nn.Linear, "input"),
+    ("Linear", nn.Linear, "params"),
+    ("BatchNorm1d n-1", nn.BatchNorm1d, "input"),
+    ("BatchNorm1d n", nn.BatchNorm1d, "params"),
+    ("LayerNorm", nn.LayerNorm, "input"),
+    ("LayerNorm", nn.LayerNorm, "params"),
+    ("Tanh", nn.Tanh, "input"),
+    ("Embedding", nn.Embedding, "params"),
+    ("Flatten", nn.Flatten, "input"),
+    ("FlattenConsecutive", nn.FlattenConsecutive, "input"),
 ])
 def test_the_harness_reports_one_part_in_a_million(monkeypatch, layer, cls, where, reference):
     """Each layer on its own, as test_properties checks it, with the mutant: check_layer fails
@@ -163,8 +163,8 @@ def test_the_harness_reports_one_part_in_a_million(monkeypatch, layer, cls, wher
 
 @pytest.mark.parametrize("reference", ["twin", "finite differences"])
 def test_the_harness_reports_the_forgotten_bessel_factor(monkeypatch, reference):
-    monkeypatch.setattr(layers.BatchNorm1d, "backward", mutant(
-        layers.BatchNorm1d.backward, "d = 1 if self.unbiased else 0", "d = 0"))
+    monkeypatch.setattr(nn.BatchNorm1d, "backward", mutant(
+        nn.BatchNorm1d.backward, "d = 1 if self.unbiased else 0", "d = 0"))
     make_layer, features, ndim, kind = LAYERS["BatchNorm1d n-1"]
     report = check_layer(make_layer, features, twin=build_twin if reference == "twin" else None,
                          ndim=ndim, input=kind, dtypes=("float64",), max_examples=20)
@@ -172,7 +172,7 @@ def test_the_harness_reports_the_forgotten_bessel_factor(monkeypatch, reference)
 
 
 def test_cross_entropy_one_part_in_a_million_is_reported(monkeypatch):
-    backward = layers.CrossEntropyLoss.backward
-    monkeypatch.setattr(layers.CrossEntropyLoss, "backward", lambda self: backward(self) * (1 + 1e-6))
+    backward = nn.CrossEntropyLoss.backward
+    monkeypatch.setattr(nn.CrossEntropyLoss, "backward", lambda self: backward(self) * (1 + 1e-6))
     model, X, Y = network()
-    assert {"grad 5.weight", "grad 5.bias"} <= {what for what, _ in twin_disagreements(model, X, targets=Y)}
+    assert {"grad 5.weight", "grad 5.bias"} <= {c.name for c in twin_disagreements(model, X, targets=Y)}
