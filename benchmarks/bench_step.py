@@ -31,7 +31,7 @@ from numpy_ninja.config import RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
-from numpy_ninja.train import BLOCK, batch_indices, blas_threads, train_steps
+from numpy_ninja.train import DRAW_STEPS, batch_rows, blas_threads, train_steps
 from oracle.twin import build_twin
 
 
@@ -45,7 +45,7 @@ def setup(model_name, batch_size, hidden, seed=None):
 
 
 def numpy_variant(config, model, X, Y):
-    lossi = np.zeros(BLOCK * 1000, np.float32)
+    lossi = np.zeros(DRAW_STEPS * 1000, np.float32)
     optimizer = SGD(model.parameters(), config.lr)
     step = [0]
 
@@ -64,7 +64,7 @@ def torch_variant(config, model, X, Y):
     def run(n):
         for _ in range(n):
             s = step[0]
-            rows = torch.from_numpy(batch_indices(config.seed, len(Y), config.batch_size, s)[s % BLOCK])
+            rows = torch.from_numpy(batch_rows(config.seed, len(Y), config.batch_size, s))
             loss = F.cross_entropy(twin(Xt[rows]), Yt[rows])
             twin.zero_grad(set_to_none=True)
             loss.backward()
@@ -89,7 +89,7 @@ def manual_variant(config, model, X, Y):
     def run(k):
         for _ in range(k):
             s = step[0]
-            rows = torch.from_numpy(batch_indices(config.seed, len(Y), config.batch_size, s)[s % BLOCK])
+            rows = torch.from_numpy(batch_rows(config.seed, len(Y), config.batch_size, s))
             Xb, Yb = Xt[rows], Yt[rows]
             n = Xb.shape[0]
             emb = C[Xb]

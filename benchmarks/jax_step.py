@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from forward import forward
-from numpy_ninja.train import BLOCK, batch_indices
+from numpy_ninja.train import DRAW_STEPS, batch_indices
 
 
 def make_step(model):
@@ -41,9 +41,9 @@ def jax_variant(model, X, Y, seed, batch_size, lr, scanned):
     def rows_for(start, n):
         out, s = [], start
         while s < start + n:
-            block = batch_indices(seed, len(Y), batch_size, s)
-            take = min(start + n - s, BLOCK - s % BLOCK)
-            out.append(block[s % BLOCK:s % BLOCK + take])
+            drawn = batch_indices(seed, len(Y), batch_size, s)
+            take = min(start + n - s, DRAW_STEPS - s % DRAW_STEPS)
+            out.append(drawn[s % DRAW_STEPS:s % DRAW_STEPS + take])
             s += take
         return np.concatenate(out)
 

@@ -24,7 +24,7 @@ from numpy_ninja.config import RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
-from numpy_ninja.train import BLOCK, batch_indices, blas_threads, train_steps
+from numpy_ninja.train import DRAW_STEPS, batch_indices, blas_threads, train_steps
 
 
 def setup():
@@ -63,9 +63,9 @@ def one_piece_variant(config, model, X, Y, matmuls_only=False):
     def run(steps):
         for _ in range(steps):
             s = step[0]
-            if s // BLOCK not in ix:
-                ix[s // BLOCK] = batch_indices(config.seed, len(Y), n, s)
-            rows = ix[s // BLOCK][s % BLOCK]
+            if s // DRAW_STEPS not in ix:
+                ix[s // DRAW_STEPS] = batch_indices(config.seed, len(Y), n, s)
+            rows = ix[s // DRAW_STEPS][s % DRAW_STEPS]
             Xb, Yb = X[rows], Y[rows]
             emb = C[Xb.ravel()].reshape(n, -1)
             hpre = np.dot(emb, W1)

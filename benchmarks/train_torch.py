@@ -17,7 +17,7 @@ from forward import forward
 from numpy_ninja.config import DEFAULTS, MODEL_DEFAULTS, RunConfig
 from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import build_model
-from numpy_ninja.train import BLOCK, batch_indices
+from numpy_ninja.train import DRAW_STEPS, batch_indices
 
 
 def main():
@@ -42,9 +42,9 @@ def main():
 
     t0 = time.perf_counter()
     for step in range(config.steps):
-        if step % BLOCK == 0:
+        if step % DRAW_STEPS == 0:
             ix = torch.from_numpy(batch_indices(config.seed, len(Ytr), config.batch_size, step))
-        rows = ix[step % BLOCK]
+        rows = ix[step % DRAW_STEPS]
         logits, buffers = forward(model, params, buffers, Xtr[rows], True, torch, torch.Tensor.detach)
         loss = torch.nn.functional.cross_entropy(logits, Ytr[rows])
         for p in params.values():

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, RunConfig
+from .console import UserError
 from .data import BOUNDARY, Vocab
 from .files import write_atomic
 from .models import build_model, state_shapes
@@ -19,7 +20,7 @@ FORMAT = "numpy-ninja checkpoint"
 VERSION = 2
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used; the message names the file."""
 
 

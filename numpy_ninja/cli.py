@@ -7,20 +7,22 @@ import os
 import sys
 
 from . import run
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import load_checkpoint
 from .config import DEFAULTS, DTYPES, MODEL_DEFAULTS, ConfigError, RunConfig
+from .console import UserError, error
 from .data import (DataError, count_examples, data_path, data_ref, default_data_path, describe_data,
                    build_dataset, load_words, split_words, words_sha256)
 from .files import reason
-from .run import EXIT_INTERRUPTED, SPLITS, RunError, loss_table
+from .resources import check_memory
+from .run import EXIT_INTERRUPTED, SPLITS, loss_table
 from .sample import CHUNK, sample_names
 from .train import split_loss
 
 EXIT_ERROR, EXIT_BROKEN_PIPE = 1, 141
 
 
-class CLIError(Exception):
-    """One line for the user; exit status 1."""
+class CLIError(UserError):
+    """A command line that cannot be carried out."""
 
 
 def option(name):
@@ -75,7 +77,7 @@ def cmd_eval(args):
     path, words = run_words(ckpt.config, args.data)
     check_vocab(words, ckpt.vocab, path)
     parts = dict(zip(SPLITS, split_words(words, ckpt.config.seed)))
-    run.check_memory(ckpt.config, len(ckpt.vocab), count_examples(words), training=False)
+    check_memory(ckpt.config, len(ckpt.vocab), count_examples(words), training=False)
     losses = {k: split_loss(ckpt.model, *build_dataset(ws, ckpt.vocab, ckpt.config.block_size))
               for k, ws in parts.items()}
     print(loss_table(losses))
@@ -89,7 +91,7 @@ def cmd_sample(args):
     unknown = [c for c in dict.fromkeys(args.prefix) if c not in ckpt.vocab.chars]  # as typed
     if unknown:
         raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
-    run.check_memory(ckpt.config, len(ckpt.vocab), min(args.n, CHUNK), training=False)  # a chunk's contexts
+    check_memory(ckpt.config, len(ckpt.vocab), min(args.n, CHUNK), training=False)  # a chunk's contexts
     try:
         _, words = run_words(ckpt.config, None, option=None)
         train_words, note = set(split_words(words, ckpt.config.seed)[0]), None
@@ -224,7 +226,7 @@ def main(argv=None):
         return status
     except ConfigError as e:
         fail(f"{option(e.name)}: {e.message}")
-    except (CLIError, DataError, CheckpointError, RunError) as e:
+    except UserError as e:
         fail(str(e))
     except BrokenPipeError:  # the reader of our output went away (| head): stop quietly
         silence_stdout()
@@ -241,7 +243,7 @@ def main(argv=None):
 
 
 def fail(message):
-    print(f"numpy-ninja: error: {message}", file=sys.stderr)
+    error("numpy-ninja", message)
 
 
 def silence_stdout():

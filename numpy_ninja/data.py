@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .console import UserError
+
 BOUNDARY = "."
 SHIPPED = "shipped:names.txt"  # how a run refers to the shipped list, wherever it is installed
 
@@ -44,7 +46,7 @@ def words_sha256(words):
     return hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A names file that cannot be used; the message names the file (and line)."""
 
 

@@ -6,17 +6,23 @@ from threadpoolctl import threadpool_limits
 
 from .nn import BatchNorm1d, CrossEntropyLoss, Sequential
 
-BLOCK = 1000  # batch indices are drawn this many steps at a time
+DRAW_STEPS = 1000  # the batch indices of this many steps are drawn at once
 
 
 def batch_indices(seed, n_train, batch_size, step):
-    """Row indices of the batches of steps [step - step % BLOCK, + BLOCK), shape (BLOCK, batch).
+    """Row indices of the batches of the DRAW_STEPS steps from step - step % DRAW_STEPS on, shape
+    (DRAW_STEPS, batch_size).
 
-    The stream is a pure function of (seed, block number), so a resumed run draws exactly the
-    batches an uninterrupted one would: no generator state needs saving.
+    The stream is a pure function of (seed, step // DRAW_STEPS), so a resumed run draws exactly
+    the batches an uninterrupted one would: no generator state needs saving.
     """
-    rng = np.random.default_rng([seed, step // BLOCK])
-    return rng.integers(0, n_train, size=(BLOCK, batch_size))
+    rng = np.random.default_rng([seed, step // DRAW_STEPS])
+    return rng.integers(0, n_train, size=(DRAW_STEPS, batch_size))
+
+
+def batch_rows(seed, n_train, batch_size, step):
+    """The row indices of step `step`'s batch, (batch_size,): one row of batch_indices."""
+    return batch_indices(seed, n_train, batch_size, step)[step % DRAW_STEPS]
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -37,9 +43,9 @@ def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_s
     criterion = CrossEntropyLoss()
     step = start
     while step < stop:
-        # a run of steps within one block of batches and at one rate: its batches gathered at once
-        end = min(stop, (step // BLOCK + 1) * BLOCK, config.rate_changes_after(step) or stop)
-        first = step % BLOCK
+        # a run of steps within one draw of batches and at one rate: its batches gathered at once
+        end = min(stop, (step // DRAW_STEPS + 1) * DRAW_STEPS, config.rate_changes_after(step) or stop)
+        first = step % DRAW_STEPS
         rows = batch_indices(config.seed, len(Ytr), config.batch_size, step)[first:first + end - step]
         Xb, Yb = Xtr.take(rows, axis=0), Ytr.take(rows)
         optimizer.lr = config.learning_rate(step)
@@ -62,8 +68,8 @@ def train_steps(model, optimizer, Xtr, Ytr, config, start, stop, lossi, should_s
 
 def blas_threads(n):
     """A context in which NumPy's BLAS runs on n threads. The training step's matrices are small:
-    a second thread saves little on a quiet machine and, when another process keeps the other
-    core busy, makes the step several times slower, waiting on a thread that does not run."""
+    a second thread saves little, and when another process keeps the other core busy the first
+    waits on a thread that does not run (the README's "Threads")."""
     return threadpool_limits(limits=n, user_api="blas")
 
 

@@ -17,7 +17,7 @@ from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.config import DEFAULTS, RunConfig
 from numpy_ninja.models import mlp
 from numpy_ninja.tolerance import ulp_distance
-from numpy_ninja.train import BLOCK, batch_indices
+from numpy_ninja.train import batch_rows
 from oracle.atomic import STEPS, block
 from oracle.blame import VERDICTS, Failed, Oracle, grade_batch
 from oracle.cases import BLOCK_SIZE, N_EMBD, hard_cases
@@ -246,7 +246,7 @@ def schedule(steps, seed, n_train):
     defaults: batch 32, lr 0.1 then 0.01 after half the steps): (rows of a step's batch,
     learning rate of a step)."""
     config = RunConfig(steps=steps, seed=seed)
-    return (lambda step: batch_indices(seed, n_train, config.batch_size, step)[step % BLOCK],
+    return (lambda step: batch_rows(seed, n_train, config.batch_size, step),
             config.learning_rate)
 
 

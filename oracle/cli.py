@@ -12,7 +12,7 @@ from numpy_ninja.cli import ArgumentParser, option
 from numpy_ninja.config import DEFAULTS, MODEL_DEFAULTS, ConfigError
 from numpy_ninja.data import DataError, count_examples, default_data_path, load_dataset
 from numpy_ninja.files import make_dirs, reason, remove_dirs, write_atomic
-from numpy_ninja.run import RunError, check_memory
+from numpy_ninja.resources import ResourceError, check_memory
 from oracle.threads import one_thread
 
 COLUMNS = ("section", "name", "dtype", "shape", "exact", "allclose", "max_abs_diff", "max_rel_err",
@@ -176,7 +176,7 @@ def main(argv):
             return compare(args, Progress())
     except ConfigError as e:
         error(f"{option({'n_hidden': 'hidden'}.get(e.name, e.name))}: {e.message}")
-    except (CompareError, DataError, RunError) as e:
+    except (CompareError, DataError, ResourceError) as e:
         error(str(e))
     return EXIT_CANNOT_RUN
 

@@ -15,7 +15,7 @@ from numpy_ninja.config import RunConfig
 from numpy_ninja.data import load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
-from numpy_ninja.train import BLOCK, NonFiniteLoss, batch_indices, train_steps
+from numpy_ninja.train import NonFiniteLoss, batch_rows, train_steps
 from oracle.atomic import autograd_backprop
 from numpy_ninja.tolerance import agreement
 from oracle.scales import atomic_term_scales, term_scales
@@ -43,7 +43,7 @@ def graph_rows(args, dtype):
     config = config_for(args, dtype, model="mlp")
     data = load_dataset(args.data, config.block_size, args.seed)
     X, Y = data.splits["train"]
-    rows_ix = batch_indices(args.seed, len(Y), args.batch_size, 0)[0]
+    rows_ix = batch_rows(args.seed, len(Y), args.batch_size, 0)
     Xb, Yb = X[rows_ix], Y[rows_ix]
     mlp = build_model(config, len(data.vocab))
     params = atomic.params_from_mlp(mlp)
@@ -65,7 +65,7 @@ def model_rows(args, data, dtype):
     """Section 3: every parameter gradient of the model against its twin, on one batch."""
     model = build_model(config_for(args, dtype), len(data.vocab))
     X, Y = data.splits["train"]
-    rows_ix = batch_indices(args.seed, len(Y), args.batch_size, 0)[0]
+    rows_ix = batch_rows(args.seed, len(Y), args.batch_size, 0)
     ref = run_twin(model, X[rows_ix], targets=Y[rows_ix])
     criterion = nn.CrossEntropyLoss()
     criterion(model(X[rows_ix]), Y[rows_ix])
@@ -93,7 +93,7 @@ def lockstep(args, data, dtype, progress=lambda doing: None):
     ours_loss, torch_loss, divergence = [], [], []
     for step in range(args.steps):
         progress(f"lockstep training in {np.dtype(dtype).name}, step {step}/{args.steps}")
-        rows_ix = batch_indices(args.seed, len(Y), args.batch_size, step)[step % BLOCK]
+        rows_ix = batch_rows(args.seed, len(Y), args.batch_size, step)
         train_steps(model, optimizer, X, Y, config, step, step + 1, lossi)
         logits = twin(Xt[rows_ix])
         loss = F.cross_entropy(logits, Yt[rows_ix])
