@@ -2,7 +2,7 @@
 
 Variants, on the same batches from the same initialisation (float32):
   numpy         numpy_ninja.train.train_steps, the step `numpy-ninja train` runs
-  torch         the model's twin (oracle.twin) with autograd: loss.backward() + SGD
+  torch         the model's twin (oracle.reference.twin) with autograd: loss.backward() + SGD
   torch-manual  the lecture's exercise-4 loop in torch under no_grad (MLP only)
   jax           a jax.jit-compiled value-and-grad + SGD step, called once per step (when jax is
                 installed: pip install "jax[cpu]"; benchmarks/jax_step.py)
@@ -32,7 +32,7 @@ from numpy_ninja.data import default_data_path, load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
 from numpy_ninja.train import DRAW_STEPS, batch_rows, blas_threads, train_steps
-from oracle.twin import build_twin
+from oracle.reference.twin import build_twin
 
 
 def setup(model_name, batch_size, hidden, seed=None):

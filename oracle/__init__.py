@@ -1,10 +1,21 @@
-"""The PyTorch side of numpy-ninja: reference gradients by autograd, the reports that compare,
-and ``check_layer`` (oracle.layercheck), loaded on first use so that importing oracle imports
-neither torch nor hypothesis."""
+"""The PyTorch side of numpy-ninja: reference gradients by autograd, and the products built on
+them. Importing oracle imports neither torch nor hypothesis: the names below load on first use.
+
+    reference/   the shared torch core: the lecture's graph, twins, term scales, lockstep
+    grade/       numpy-ninja check: a learner's answers graded      check_solution, cmp
+    fuzz/        numpy-ninja check-layer: any layer fuzzed           check_layer
+    compare/     numpy-ninja compare: the NumPy-vs-PyTorch report
+    _common.py, _userfile.py   what the commands share (private)
+
+Arrows point down only: a product imports reference, the private modules and numpy_ninja;
+reference imports numpy_ninja; no product imports another (tests/test_layout.py holds this)."""
+
+_PUBLIC = {"check_layer": "oracle.fuzz", "check_solution": "oracle.grade", "cmp": "oracle.grade"}
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
-    if name == "check_layer":
-        from oracle.layercheck import check_layer
-        return check_layer
+    if name in _PUBLIC:
+        import importlib
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'oracle' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """A user's Python file (a learner's solution, a layer to check), imported as a fresh module, with
-every way it can fail to import said in one line. Imports neither torch nor numpy."""
+every way it can fail to import said in one line; and a cap on the memory user code may take.
+Private to oracle; imports neither torch nor numpy."""
 import importlib.util
 import os
 import resource
@@ -8,9 +9,11 @@ import traceback
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from numpy_ninja.console import UserError
 
-class UserFileError(ValueError):
-    """The file cannot be used (one line for the user)."""
+
+class UserFileError(UserError, ValueError):
+    """The file cannot be used."""
 
 
 def describe(error, filename=None):

@@ -9,9 +9,9 @@ from hypothesis.extra import numpy as hnp
 import numpy_ninja as nn
 from numpy_ninja import atomic
 from numpy_ninja.tolerance import disagreements, rtol_for
-from oracle.atomic import autograd_backprop
-from oracle.scales import atomic_term_scales, term_scales
-from oracle.twin import run_twin
+from oracle.reference.graph import autograd_backprop
+from oracle.reference.scales import atomic_term_scales, term_scales
+from oracle.reference.twin import run_twin
 
 DTYPES = hnp.floating_dtypes(sizes=(32, 64), endianness="=")
 SCALES = st.sampled_from([1e-3, 1e-2, 0.1, 1.0, 10.0])  # init scales over four orders of magnitude

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from numpy_ninja import atomic
 from numpy_ninja.atomic import GRAD_NAMES, PARAM_NAMES
 from numpy_ninja.tolerance import ATOL, F64_RTOL, RTOL
-from oracle.atomic import STEPS
-from oracle.blame import Oracle, grade_batch
-from oracle.cases import hard_cases
-from oracle.check import check_solution, cmp
-from oracle.hints import Context, diagnose, named_factors, shape_hint
-from oracle.learner import SolutionError, namespace
-from oracle.report import LOCKSTEP_F64_MAX
+from oracle.reference.graph import STEPS
+from oracle.grade.blame import BatchReference, grade_batch
+from oracle.grade.cases import hard_cases
+from oracle.grade import check_solution, cmp
+from oracle.grade.hints import Context, diagnose, named_factors, shape_hint
+from oracle.grade.learner import SolutionError, namespace
+from oracle.compare.report import LOCKSTEP_F64_MAX
 from props import lecture_params, require
 from torchfree import blocking
 
@@ -214,16 +214,16 @@ def test_any_graph_right_answers_pass_and_a_doubled_one_is_local(case, data):
     from (docs/check.md)."""
     params, Xb, Yb = case
     dtype = params["C"].dtype
-    oracle = Oracle.of(params, Xb, Yb, dtype)
-    require(atomic.resolves(oracle.t["hprebn"], dtype))
-    answers = LECTURE_SOLUTION["exercise1"](namespace(oracle, "numpy"))
-    grades = grade_batch(STEPS, GRAD_NAMES, answers, oracle)
+    batch = BatchReference.of(params, Xb, Yb, dtype)
+    require(atomic.resolves(batch.t["hprebn"], dtype))
+    answers = LECTURE_SOLUTION["exercise1"](namespace(batch, "numpy"))
+    grades = grade_batch(STEPS, GRAD_NAMES, answers, batch)
     assert {g.verdict for g in grades.values()} <= {"exact", "approximate"}
     name = data.draw(st.sampled_from(GRAD_NAMES), label="doubled")
-    grades = grade_batch(STEPS, GRAD_NAMES, dict(answers, **{name: 2 * answers[name]}), oracle)
+    grades = grade_batch(STEPS, GRAD_NAMES, dict(answers, **{name: 2 * answers[name]}), batch)
     wrong = {k for k, g in grades.items() if g.verdict == "wrong"}
     floor = F64_RTOL if dtype == np.float64 else RTOL
-    if np.abs(oracle.truth[name]).max() > 10 * floor * oracle.scales[name] + ATOL:
+    if np.abs(batch.truth[name]).max() > 10 * floor * batch.scales[name] + ATOL:
         assert name in wrong
     if name in wrong:  # the factor named may be n or n/(n-1) when they are 2
         named = {label: value for label, value, _ in named_factors(len(Xb))}
@@ -242,14 +242,14 @@ def test_the_batches_hold_the_hard_cases():
     cases = hard_cases(4, seed=42)
     assert [len(c.Xb) for c in cases] == [2, 32, 32, 32]
     for dtype in (np.float32, np.float64):
-        logits = Oracle.of(cases[1].params, cases[1].Xb, cases[1].Yb, dtype, scales=False).t["logits"]
+        logits = BatchReference.of(cases[1].params, cases[1].Xb, cases[1].Yb, dtype, scales=False).t["logits"]
         tied = (logits == logits.max(1, keepdims=True)).sum(1) > 1
         assert 0 < tied.sum() < len(tied)
     assert any(len(set(row)) < 3 for row in cases[1].Xb.tolist())
-    variance = Oracle.of(cases[2].params, cases[2].Xb, cases[2].Yb, np.float64, scales=False).t["bnvar"]
+    variance = BatchReference.of(cases[2].params, cases[2].Xb, cases[2].Yb, np.float64, scales=False).t["bnvar"]
     assert variance.min() < 1e-5 / 100 and variance.max() > 1e5
     for c in cases:
-        assert atomic.resolves(Oracle.of(c.params, c.Xb, c.Yb, np.float64, scales=False).t["hprebn"], np.float32)
+        assert atomic.resolves(BatchReference.of(c.params, c.Xb, c.Yb, np.float64, scales=False).t["hprebn"], np.float32)
 
 
 @pytest.mark.parametrize("got, want, says", [

@@ -14,7 +14,7 @@ import pytest
 import numpy_ninja as nn
 from numpy_ninja.cli import main
 from oracle import check_layer
-from oracle.twin import build_twin
+from oracle.reference.twin import build_twin
 from torchfree import blocking
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +144,7 @@ def test_a_failure_is_exit_1_with_the_counterexample_as_json(tmp_path):
 
 @pytest.fixture
 def address_space():
-    """The command caps the process's address space (oracle.userfile.cap_memory): put it back."""
+    """The command caps the process's address space (oracle._userfile.cap_memory): put it back."""
     limits = resource.getrlimit(resource.RLIMIT_AS)
     yield
     resource.setrlimit(resource.RLIMIT_AS, limits)

@@ -11,7 +11,7 @@ import pytest
 import numpy_ninja as nn
 from numpy_ninja import atomic, models
 from oracle import check_layer
-from oracle.twin import build_twin
+from oracle.reference.twin import build_twin
 from props import LAYERS, atomic_disagreements, one_step_disagreements, twin_disagreements
 
 

@@ -7,7 +7,7 @@ from hypothesis.extra import numpy as hnp
 
 import numpy_ninja as nn
 from numpy_ninja.gradcheck import numerical_grad
-from oracle.twin import run_twin
+from oracle.reference.twin import run_twin
 
 LAYOUTS = {"C": np.ascontiguousarray, "F": np.asfortranarray, "reversed": lambda a: a[::-1],
            "transposed": lambda a: a.T}

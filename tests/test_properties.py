@@ -15,8 +15,8 @@ from numpy_ninja.config import RunConfig
 from numpy_ninja.gradcheck import numerical_grad
 from numpy_ninja.tolerance import disagreements
 from oracle import check_layer
-from oracle.scales import atomic_term_scales, term_scales
-from oracle.twin import build_twin, run_twin
+from oracle.reference.scales import atomic_term_scales, term_scales
+from oracle.reference.twin import build_twin, run_twin
 from props import (DTYPES, LAYERS, SCALES, atomic_disagreements, contexts, floats, lecture_params,
                    one_step_disagreements, our_pass, set_params, twin_disagreements)
 

@@ -3,22 +3,17 @@ from the command line. Registered under the entry-point group `numpy_ninja.comma
 imported only with --twin. Exit 0 when the layer passes, 1 with a counterexample, 2 when the check
 cannot run (one line on stderr)."""
 import argparse
-import importlib.util
 import json
 import math
 import sys
-import time
 
 from numpy_ninja.cli import ArgumentParser, positive_int
+from numpy_ninja.console import Progress, UserError, error
 from numpy_ninja.train import blas_threads
-from oracle.threads import one_thread
-from oracle.userfile import UserFileError, cap_memory, import_file
+from oracle._common import install_hint, missing, one_thread
+from oracle._userfile import cap_memory, import_file
 
 PROG = "numpy-ninja check-layer"
-
-
-class UsageError(Exception):
-    """One line on stderr, exit 2."""
 
 
 def int_list(text):
@@ -76,14 +71,11 @@ def load(spec, what):
     """The function FACTORY of the Python file FILE, from "FILE:FACTORY"."""
     path, sep, name = spec.rpartition(":")
     if not sep or not path or not name:
-        raise UsageError(f"{what} must be FILE:FACTORY, got {spec!r}")
-    try:
-        module = import_file(path)
-    except UserFileError as e:
-        raise UsageError(str(e)) from None
+        raise UserError(f"{what} must be FILE:FACTORY, got {spec!r}")
+    module = import_file(path)
     factory = getattr(module, name, None)
     if not callable(factory):
-        raise UsageError(f"{path} has no function {name}")
+        raise UserError(f"{path} has no function {name}")
     return factory
 
 
@@ -98,47 +90,33 @@ def finite_or_none(value):
     return value
 
 
-class Progress:
-    """A line on stderr every few seconds while a check runs long."""
-
-    def __init__(self, every=5.0):
-        self.t0 = self.last = time.monotonic()
-        self.every = every
-
-    def __call__(self, examples):
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            print(f"{PROG}: {examples} examples, {now - self.t0:.0f} s", file=sys.stderr, flush=True)
-
-
 def main(argv):
     args = parser().parse_args(argv)
-    if importlib.util.find_spec("hypothesis") is None:  # the search itself
+    if missing("hypothesis"):  # the search itself
         print(f"{PROG} needs hypothesis: pip install 'numpy-ninja[oracle]'", file=sys.stderr)
         return 2
-    from oracle.layercheck import LayerCheckError, check_layer
+    from oracle.fuzz.harness import check_layer
 
     cap_memory()
     try:
         make_layer = load(args.layer, "the layer")
         twin = None
         if args.twin:
-            if importlib.util.find_spec("torch") is None:
-                raise UsageError("--twin needs PyTorch: pip install 'numpy-ninja[oracle]' "
-                                 "(torch 2.13.0), or leave it out to check torch-free")
+            if missing("torch"):
+                raise UserError(f"--twin needs PyTorch: {install_hint()}, or leave it out to check "
+                                "torch-free")
             twin = load(args.twin, "--twin")
         ndim = args.ndim or ((2,) if args.input == "float" else (1, 2))
-        with one_thread() if twin else blas_threads(1):  # tiny tensors (oracle.threads)
+        progress = Progress(PROG, unit="example", delay=5, every=5)
+        with one_thread() if twin else blas_threads(1):  # tiny tensors (oracle._common.one_thread)
             report = check_layer(make_layer, args.features, twin=twin, ndim=ndim, input=args.input,
                                  dtypes=args.dtype, modes=args.mode, max_examples=args.max_examples,
-                                 seed=args.seed, progress=Progress())
-    except (UsageError, LayerCheckError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+                                 seed=args.seed, progress=progress.update)
+    except UserError as e:
+        error(PROG, str(e))
         return 2
     except MemoryError:
-        print(f"{PROG}: error: out of memory: the layer needs more than this machine has",
-              file=sys.stderr)
+        error(PROG, "out of memory: the layer needs more than this machine has")
         return 2
     if args.format == "json":
         print(json.dumps(finite_or_none(report.as_dict())))

@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 from hypothesis.extra import numpy as hnp
 
-from numpy_ninja.gradcheck import layer_fd_disagreements, restore, state_of
 from numpy_ninja import Module
+from numpy_ninja.console import UserError
+from numpy_ninja.gradcheck import layer_fd_disagreements, restore, state_of
 from numpy_ninja.tolerance import check_tensor, rtol_for
-from oracle.userfile import available_memory
+from oracle._userfile import available_memory
 
 MAGNITUDES = (1.0, 1e-2, 1e2, 1e-4)   # input sizes; hypothesis shrinks towards the first
 PARAM_SCALES = (1.0, 0.1, 10.0, 1e-3)  # the initialisation, scaled
@@ -37,7 +38,7 @@ ARRAYS = 16  # arrays of the input's size alive in one example: x, its warm-up b
 PROTOCOL = ("forward", "backward", "named_parameters", "named_buffers", "train")
 
 
-class LayerCheckError(ValueError):
+class LayerCheckError(UserError, ValueError):
     """The check cannot run (the layer breaks the protocol, the twin does not match, no input can
     be drawn): one line for the user."""
 
@@ -123,9 +124,8 @@ def check_layer(make_layer, features, *, twin=None, ndim=(2,), input="float",
         raise LayerCheckError(f"make_layer raised {type(e).__name__}: {e}") from None
     _follows_protocol(layer)
     if twin is not None:
-        import torch
         twin = _guarded(twin)
-        _run_twin(torch, twin, layer, state_of(layer))  # names and shapes, before any example
+        _run_twin(twin, layer, state_of(layer))  # names and shapes, before any example
     compare = _twin_comparison(twin) if twin is not None else _torch_free_comparison(make_layer)
     count = [0]
 
@@ -318,15 +318,13 @@ def _terms(ex, dout):
 
 
 def _twin_comparison(twin):
-    import torch
-
     def compare(data, ex):
         state = state_of(ex.layer)  # the state the twin starts from: before our forward
         ours = _run_ours(data, ex)
         if isinstance(ours, Counterexample):
             return ours
         out, dout, dx, grads, buffers = ours
-        ref = _run_twin(torch, twin, ex.layer, state, ex.x, dout, ex.mode)
+        ref = _run_twin(twin, ex.layer, state, ex.x, dout, ex.mode)
         pairs = [(name, value, ref[name]) for name, value in _results(ex, out, dx, grads, buffers)]
         return _first_disagreement(ex, pairs, _terms(ex, dout))
     return compare
@@ -342,42 +340,32 @@ def _guarded(twin):
     return build
 
 
-def _run_twin(torch, twin, layer, state, x=None, dout=None, mode="train"):
+def _run_twin(twin, layer, state, x=None, dout=None, mode="train"):
     """The twin's results on the layer's state, x and dout, keyed as ours are (with x None, only
     its names and shapes are checked). Raises LayerCheckError when they do not match."""
+    import torch
+    from oracle.reference.twin import load_state, run_torch, torch_dtype
+
     module = twin(layer)
     if not isinstance(module, torch.nn.Module):
         raise LayerCheckError(f"the twin factory returned {type(module).__name__}, not a torch module")
-    theirs = module.state_dict()
-    params = dict(module.named_parameters())
     ours = [name for name, _ in layer.named_parameters()]
-    for name, value in state.items():
-        if name not in theirs or tuple(theirs[name].shape) != value.shape:
-            found = tuple(theirs[name].shape) if name in theirs else "nothing"
-            raise LayerCheckError(f"the twin has {found} where the layer has {name} {value.shape}")
-    extra = sorted(set(params) - set(ours))
+    extra = sorted(set(dict(module.named_parameters())) - set(ours))
     if extra:
         raise LayerCheckError(f"the twin has parameters the layer does not: {', '.join(extra)}")
+    if x is not None:
+        module = module.to(torch_dtype(dout.dtype))
+    try:
+        load_state(module, state)
+    except ValueError as e:
+        raise LayerCheckError(str(e)) from None
     if x is None:
         return None
-    module = module.to(torch.from_numpy(np.zeros(0, dout.dtype)).dtype)
-    module.load_state_dict({**module.state_dict(),
-                            **{k: torch.tensor(v) for k, v in state.items()}})
-    module.train(mode == "train")
-    x = torch.tensor(x)
-    if x.is_floating_point():
-        x.requires_grad_(True)
-    out = module(x)
-    (out * torch.tensor(dout)).sum().backward()
-    ref = {"out": out.detach().numpy()}
-    if x.requires_grad:
-        ref["dx"] = x.grad.numpy()
-    for name in ours:
-        g = params[name].grad
-        ref[f"grad {name}"] = g.numpy() if g is not None else np.zeros(state[name].shape, dout.dtype)
-    buffers = module.state_dict()
-    ref.update((name, buffers[name].numpy()) for name, _ in layer.named_buffers())
-    return ref
+    ref = run_torch(module.train(mode == "train"), x, dout=dout)
+    out = {"out": ref["out"], **({"dx": ref["dx"]} if ref["dx"] is not None else {})}
+    out.update((f"grad {name}", ref["grads"][name]) for name in ours)
+    out.update((name, ref["buffers"][name]) for name, _ in layer.named_buffers())
+    return out
 
 
 def _torch_free_comparison(make_layer):

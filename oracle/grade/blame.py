@@ -7,8 +7,8 @@ summed over the consumers). If the learner's dx differs from that, the step is w
 if it equals it, the error came from upstream (`inherited`, from the consumers whose gradients
 are wrong). A consumer whose gradient the learner did not give (missing, or its function
 raised) counts with its true gradient. "Differs" uses the verdict's tolerance, measured against
-the terms of that one step (oracle.scales.atomic_term_scales with the learner's gradients given),
-so one step's rounding never makes a step wrong.
+the terms of that one step (oracle.reference.scales.atomic_term_scales with the learner's
+gradients given), so one step's rounding never makes a step wrong.
 
 Verdicts: `exact` (bitwise equal to autograd), `approximate` (within the tolerance of
 numpy_ninja.tolerance.within against the tensor's term scale), `wrong`, `missing`, `error`. Far down the
@@ -16,28 +16,21 @@ graph the term scale is large, and in float32 its bound lets real mistakes throu
 that also fails the lecture's element-wise allclose is `wrong` when its own step is wrong, both
 from the learner's upstream gradients and from the true ones.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from numpy_ninja.atomic import PARAM_NAMES
 from numpy_ninja.tolerance import within
-from oracle.atomic import autograd_forward, vjp
-from oracle.hints import Context, diagnose, rounding_hint
-from oracle.scales import atomic_term_scales
-
-VERDICTS = ("error", "wrong", "missing", "approximate", "exact")  # worst first
-
-
-@dataclass(frozen=True)
-class Failed:
-    """What the learner's code gave instead of a gradient (it raised, or returned no array)."""
-    message: str
-
+from oracle.grade.exercises import consumers_of
+from oracle.grade.hints import Context, diagnose, rounding_hint, same_broadcast
+from oracle.grade.verdicts import Failed, Grade
+from oracle.reference.graph import autograd_forward, vjp
+from oracle.reference.scales import atomic_term_scales
 
 @dataclass
-class Oracle:
+class BatchReference:
     """One batch as autograd sees it: t the forward tensors and parameters (NumPy), values the
     same as torch tensors (with Xb, Yb, n), truth every gradient, scales their term scales."""
     Xb: np.ndarray
@@ -63,27 +56,6 @@ class Oracle:
         values.update(Xb=torch.from_numpy(Xb), Yb=torch.from_numpy(Yb), n=len(Xb))
         return cls(Xb, Yb, np.dtype(dtype), loss, t, values, truth,
                    atomic_term_scales(t, Xb, Yb) if scales else {})
-
-
-@dataclass
-class Grade:
-    """One tensor in one batch."""
-    verdict: str
-    figures: dict = None          # max_abs_diff, max_ulp, rel_err (None when not comparable)
-    cause: str = None             # local | inherited (wrong only)
-    upstream: tuple = ()
-    hint: str = ""
-    n: int = 0                    # the batch's size
-    local_hint: str = field(default="", repr=False)  # a local row's diagnosis, for inherited hints
-
-
-def consumers_of(graph):
-    """{tensor: the steps of the graph that read it}."""
-    out = {}
-    for step in graph:
-        for x in step.inputs:
-            out.setdefault(x, []).append(step)
-    return out
 
 
 def as_answer(value, want, dtype):
@@ -122,24 +94,24 @@ def path_terms(block, values, x, dout):
     return out
 
 
-def grade_batch(graph, rows, answers, oracle, given=None):
+def grade_batch(graph, rows, answers, batch, given=None):
     """Grade the learner's answers for one exercise in one batch.
 
     graph: the steps it backpropagates through; rows: the tensors reported; answers: {name:
     ndarray | Failed} (a name absent is missing), possibly with more of the graph's tensors than
     rows (their gradients count for the cause); given: true gradients the exercise hands the
     learner (exercise 3's dhpreact). Returns {name: Grade} for rows and every answered tensor."""
-    dtype, truth, given = oracle.dtype, oracle.truth, dict(given or {})
+    dtype, truth, given = batch.dtype, batch.truth, dict(given or {})
     consumers = consumers_of(graph)
     grades, arrays, usable = {}, {}, {}
     for name in dict.fromkeys(list(rows) + list(answers)):
         value = answers.get(name)
         if value is None:
-            grades[name] = Grade("missing", n=oracle.n)
+            grades[name] = Grade("missing", n=batch.n)
         elif isinstance(value, Failed):
-            grades[name] = Grade("error", hint=value.message, n=oracle.n)
+            grades[name] = Grade("error", hint=value.message, n=batch.n)
         elif value.dtype.kind not in "fiu":
-            grades[name] = Grade("error", hint=f"not a numeric array (dtype {value.dtype})", n=oracle.n)
+            grades[name] = Grade("error", hint=f"not a numeric array (dtype {value.dtype})", n=batch.n)
         else:
             arrays[name] = value
             fit = as_answer(value, truth[name], dtype)
@@ -149,18 +121,18 @@ def grade_batch(graph, rows, answers, oracle, given=None):
     # a learner's code may compute the forward tensors again, in its own order, and then its
     # BatchNorm input carries the rounding of its K = block * n_embd products, K times the eps that
     # BatchNorm1d.check_domain allows for, which reaches a step through the forward tensors it reads.
-    K = oracle.t["embcat"].shape[1]
-    terms = atomic_term_scales(oracle.t, oracle.Xb, oracle.Yb, {**given, **usable})
+    K = batch.t["embcat"].shape[1]
+    terms = atomic_term_scales(batch.t, batch.Xb, batch.Yb, {**given, **usable})
     local_scales = {k: K * v for k, v in terms.items()}
 
     def upstream(c):
         if c == "loss":
-            return torch.ones((), dtype=oracle.values["C"].dtype)
+            return torch.ones((), dtype=batch.values["C"].dtype)
         g = usable.get(c, given.get(c, truth.get(c)))
         return torch.as_tensor(np.asarray(g, dtype))
 
     for name, value in arrays.items():
-        grades[name] = judge(name, value, consumers.get(name, []), oracle, local_scales[name],
+        grades[name] = judge(name, value, consumers.get(name, []), batch, local_scales[name],
                              upstream, arrays, usable)
     for name, g in grades.items():  # the tensors an error came from, now that all are graded
         if g.verdict == "wrong" and g.cause == "inherited" and not g.upstream:
@@ -171,24 +143,20 @@ def grade_batch(graph, rows, answers, oracle, given=None):
     return grades
 
 
-def judge(name, value, steps, oracle, local_scale, upstream, arrays, usable):
+def judge(name, value, steps, batch, local_scale, upstream, arrays, usable):
     """The Grade of one answered tensor (an ndarray of any shape and dtype)."""
-    dtype, T, n = oracle.dtype, oracle.truth[name], oracle.n
+    dtype, T, n = batch.dtype, batch.truth[name], batch.n
     fit = usable.get(name)
-    # (H,) for (1, H) broadcasts exactly as (1, H) does (broadcasting prepends axes): the lecture's
-    # own dbnmeani is one; (N,) for (N, 1) does not, and is a wrong shape
-    extra = T.ndim - value.ndim
-    same_broadcast = extra > 0 and T.shape[:extra] == (1,) * extra and T.shape[extra:] == value.shape
-    note = (f"shape {value.shape} where {name} is {T.shape}: it broadcasts the same way"
-            if same_broadcast else None)
-    problem = ("shape" if value.shape != T.shape and not same_broadcast else
+    alike = same_broadcast(value.shape, T.shape)
+    note = f"shape {value.shape} where {name} is {T.shape}: it broadcasts the same way" if alike else None
+    problem = ("shape" if value.shape != T.shape and not alike else
                "not finite" if not np.all(np.isfinite(value)) else
                "dtype" if value.dtype != np.dtype(dtype) else "")
     shown = fit if fit is not None else value.astype(dtype) if value.shape == T.shape else None
     figures, a, ok = None, None, False
     if shown is not None:
         with np.errstate(invalid="ignore", over="ignore"):
-            a, ok = within(shown, T, oracle.scales[name], dtype)
+            a, ok = within(shown, T, batch.scales[name], dtype)
         if np.isfinite(a.max_abs_diff):
             figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=a.max_ulp,
                            rel_err=a.max_rel_err if np.isfinite(a.max_rel_err) else None)
@@ -196,10 +164,10 @@ def judge(name, value, steps, oracle, local_scale, upstream, arrays, usable):
         return Grade("exact", figures, hint=note, n=n)
     if not problem and ok and a.allclose:
         return Grade("approximate", figures, hint=note or rounding_hint(dtype), n=n)
-    parts = {s.out: vjp(s.steps, oracle.values, name, s.out, upstream(s.out)).numpy() for s in steps}
+    parts = {s.out: vjp(s.steps, batch.values, name, s.out, upstream(s.out)).numpy() for s in steps}
     expected = sum(parts.values())
     step_ok = fit is not None and within(fit, np.asarray(expected, dtype), local_scale, dtype)[1]
-    if not problem and ok and (step_ok or right_step(fit, name, steps, oracle, local_scale)):
+    if not problem and ok and (step_ok or right_step(fit, name, steps, batch, local_scale)):
         return Grade("approximate", figures, hint=note or rounding_hint(dtype), n=n)
     grade = Grade("wrong", figures, n=n)
     broken = tuple(s.out for s in steps if s.out in arrays and s.out not in usable)
@@ -214,20 +182,20 @@ def judge(name, value, steps, oracle, local_scale, upstream, arrays, usable):
         grade.cause = "inherited"
     else:
         grade.cause = "local"
-        ctx = context(name, oracle, local_scale, parts, steps, upstream)
+        ctx = context(name, batch, local_scale, parts, steps, upstream)
         grade.hint = grade.local_hint = diagnose(value, expected, ctx)
     return grade
 
 
-def right_step(fit, name, steps, oracle, scale):
+def right_step(fit, name, steps, batch, scale):
     """The answer is its step applied to the true gradients of its consumers (whatever the
     learner returned for those)."""
     def true(c):
         if c == "loss":
-            return torch.ones((), dtype=oracle.values["C"].dtype)
-        return torch.as_tensor(oracle.truth[c])
-    expected = sum(vjp(s.steps, oracle.values, name, s.out, true(s.out)).numpy() for s in steps)
-    return within(fit, np.asarray(expected, oracle.dtype), scale, oracle.dtype)[1]
+            return torch.ones((), dtype=batch.values["C"].dtype)
+        return torch.as_tensor(batch.truth[c])
+    expected = sum(vjp(s.steps, batch.values, name, s.out, true(s.out)).numpy() for s in steps)
+    return within(fit, np.asarray(expected, batch.dtype), scale, batch.dtype)[1]
 
 
 def wrong_consumers(name, consumers, grades):
@@ -242,19 +210,19 @@ def wrong_consumers(name, consumers, grades):
     return (max(rel, key=rel.get),) if rel else ()
 
 
-def context(name, oracle, scale, parts, steps, upstream):
+def context(name, batch, scale, parts, steps, upstream):
     """What the diagnosis of `name` may use."""
-    ctx = Context(name, oracle.n, oracle.dtype, scale, oracle.t,
+    ctx = Context(name, batch.n, batch.dtype, scale, batch.t,
                   branches=parts if len(parts) > 1 else {})
     for s in steps:
         if len(s.steps) > 1:
-            ctx.terms.update(path_terms(s, oracle.values, name, upstream(s.out)))
+            ctx.terms.update(path_terms(s, batch.values, name, upstream(s.out)))
         if s.lookup and s.lookup[0] == name:
-            ctx.gather = (s.out, s.lookup[1], oracle.values[s.lookup[1]].numpy())
+            ctx.gather = (s.out, s.lookup[1], batch.values[s.lookup[1]].numpy())
     if name not in PARAM_NAMES:  # a tensor with a row per example
-        logits = oracle.t["logits"]
+        logits = batch.t["logits"]
         ctx.tied_rows = (logits == logits.max(1, keepdims=True)).sum(1) > 1
-        ctx.targets = oracle.Yb
+        ctx.targets = batch.Yb
     return ctx
 
 

@@ -1,20 +1,17 @@
 """`numpy-ninja check`: grade your own answers to the lecture's exercises 1-4 against PyTorch
 autograd. Registered by the oracle under the entry-point group `numpy_ninja.commands`; this
 module imports neither torch nor the grading code until the command runs."""
-import importlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from numpy_ninja.cli import ArgumentParser, positive_int, seed_int
 from numpy_ninja.config import DEFAULTS
-from numpy_ninja.data import DataError
-from oracle.threads import one_thread
-from oracle.userfile import cap_memory
+from numpy_ninja.console import Progress, UserError, error
+from oracle._common import OutDir, install_hint, missing, one_thread
+from oracle._userfile import cap_memory
 
 PROG = "numpy-ninja check"
-INSTALL = f"{PROG} needs PyTorch: pip install 'numpy-ninja[oracle]' (torch 2.13.0)"
 EXIT_WRONG, EXIT_USAGE = 1, 2
 
 
@@ -48,21 +45,8 @@ def parser():
 
 
 def fail(message, status=EXIT_USAGE):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    error(PROG, message)
     return status
-
-
-class Progress:
-    """A line on stderr every 10% of training, and at least every 5 seconds."""
-
-    def __init__(self):
-        self.last = time.monotonic()
-
-    def __call__(self, step, total):
-        now = time.monotonic()
-        if step % max(1, total // 10) == 0 or step == total or now - self.last >= 5:
-            self.last = now
-            print(f"training: step {step}/{total}", file=sys.stderr, flush=True)
 
 
 def main(argv):
@@ -77,38 +61,35 @@ def main(argv):
             what = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
                     else "no such file")
             return fail(f"{args.file}: {what}")
-        if args.out and args.out.exists() and not args.out.is_dir():
-            return fail(f"--out {args.out} exists and is not a directory")
-    try:
-        importlib.import_module("torch")
-    except ImportError:
-        print(INSTALL, file=sys.stderr)
+    if missing("torch"):
+        print(f"{PROG} needs PyTorch: {install_hint()}", file=sys.stderr)
         return 1
     if args.template:
-        from oracle.template import template
+        from oracle.grade.template import template
         print(template(), end="")
         return 0
-    from oracle.check import check_solution, render
-    from oracle.learner import SolutionError
+    from oracle.grade.check import check_solution
+    from oracle.grade.report import render
 
     cap_memory()
+    progress = Progress("training", total=args.train, parts=10) if args.train else None
+    out = None
     try:
+        out = OutDir(args.out) if args.out else None
         with one_thread():
             report = check_solution(args.file, args.exercise, args.dtype, args.batches, args.seed,
-                                    args.train, progress=Progress() if args.train else None)
-    except (SolutionError, DataError) as e:
+                                    args.train, progress=progress and progress.update)
+        for note in report.notes:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+        print(json.dumps(report.as_dict()) if args.format == "json" else render(report, args.format))
+        if out:
+            out.write("report.md", render(report, "markdown") + "\n")
+            out.write("report.json", json.dumps(report.as_dict(), indent=1) + "\n")
+    except UserError as e:
         return fail(e)
     except MemoryError:
         return fail("out of memory: the solution needs more than this machine has")
-    for note in report.notes:
-        print(f"{PROG}: note: {note}", file=sys.stderr)
-    text = json.dumps(report.as_dict()) if args.format == "json" else render(report, args.format)
-    print(text)
-    if args.out:
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "report.md").write_text(render(report, "markdown") + "\n")
-            (args.out / "report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
-        except OSError as e:
-            return fail(f"cannot write into --out {args.out}: {e.strerror or e}")
+    finally:
+        if out:
+            out.close()
     return 0 if report.passed else EXIT_WRONG

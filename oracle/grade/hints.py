@@ -14,7 +14,7 @@ from math import prod
 
 import numpy as np
 
-from numpy_ninja.tolerance import ATOL, F64_RTOL, RTOL, within
+from numpy_ninja.tolerance import tolerance, within
 
 
 @dataclass
@@ -54,9 +54,7 @@ def close(ctx, ours, ref, scale=None):
 
 def allowed(ctx):
     """The largest difference an entry may have: the verdict's tolerance as an absolute value."""
-    if np.dtype(ctx.dtype) == np.float64:
-        return F64_RTOL * ctx.scale
-    return ATOL + RTOL * ctx.scale
+    return tolerance(ctx.dtype, ctx.scale)
 
 
 def rounding_hint(dtype):
@@ -65,6 +63,13 @@ def rounding_hint(dtype):
 
 
 # ---------------------------------------------------------------- shapes
+
+def same_broadcast(got, want):
+    """An answer of shape `got` broadcasts exactly as one of shape `want` would: (H,) for (1, H)
+    (broadcasting prepends axes; the lecture's own dbnmeani is one). (N,) for (N, 1) does not."""
+    extra = len(want) - len(got)
+    return extra > 0 and tuple(want[:extra]) == (1,) * extra and tuple(want[extra:]) == tuple(got)
+
 
 def broadcasts(small, big):
     """An array of shape `small` broadcasts to `big` without growing it."""

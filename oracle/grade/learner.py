@@ -10,29 +10,22 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 import torch
 
-from oracle.blame import Failed
-from oracle.userfile import UserFileError, describe, import_file
+from numpy_ninja.console import UserError
+from oracle._userfile import describe, import_file
+from oracle.grade.verdicts import Failed
 
 FUNCTIONS = ("exercise1", "exercise2", "exercise3", "exercise4")
 BACKENDS = ("numpy", "torch")
 
 
-class SolutionError(Exception):
-    """The solution cannot be used at all (one line for the user)."""
-
-
-def load(path):
-    """Import the solution file (oracle.userfile.import_file)."""
-    try:
-        return import_file(path)
-    except UserFileError as e:
-        raise SolutionError(str(e)) from None
+class SolutionError(UserError):
+    """The solution cannot be used at all."""
 
 
 def solution(path_or_module):
     """(module, backend, file name) of a path or of any object with exercise functions (a module,
     a namespace)."""
-    module = load(path_or_module) if isinstance(path_or_module, (str, Path)) else path_or_module
+    module = import_file(path_or_module) if isinstance(path_or_module, (str, Path)) else path_or_module
     backend = getattr(module, "BACKEND", "numpy")
     if backend not in BACKENDS:
         raise SolutionError(f"BACKEND must be 'numpy' or 'torch', not {backend!r}")
@@ -87,8 +80,24 @@ def hand_out(value, backend):
     return torch.from_numpy(value) if backend == "torch" else value
 
 
-def namespace(oracle, backend):
+def namespace(batch, backend):
     """The `t` of exercises 1 and 4: Xb, Yb, n, the parameters and every forward tensor."""
-    items = dict(oracle.t, Xb=oracle.Xb, Yb=oracle.Yb, n=oracle.n,
-                 loss=np.array(oracle.loss, oracle.dtype))
+    items = dict(batch.t, Xb=batch.Xb, Yb=batch.Yb, n=batch.n,
+                 loss=np.array(batch.loss, batch.dtype))
     return SimpleNamespace(**{k: hand_out(v, backend) for k, v in items.items()})
+
+
+def arguments(exercise, batch, backend):
+    """What the exercise's function receives for one batch (Exercise.parameters), fresh copies as
+    the backend's arrays."""
+    def value(name):
+        if name == "t":
+            return namespace(batch, backend)
+        if name == "n":
+            return batch.n
+        if name == "Yb":
+            return hand_out(batch.Yb, backend)
+        if name.startswith("d"):
+            return hand_out(batch.truth[name[1:]], backend)
+        return hand_out(batch.t[name], backend)
+    return tuple(value(name) for name in exercise.parameters)

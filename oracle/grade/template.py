@@ -1,8 +1,7 @@
 """`numpy-ninja check --template`: a solution file to fill in, one line per gradient, each under
 the forward line(s) it inverts, written from the graphs check grades against."""
 from numpy_ninja.atomic import PARAM_NAMES
-from oracle.blame import consumers_of
-from oracle.check import EXERCISES
+from oracle.grade.exercises import EXERCISES, consumers_of
 
 HEAD = '''"""My answers to the exercises of "becoming a backprop ninja" (makemore part 4).
 

@@ -2,6 +2,7 @@
 graph itself, one Step per forward line, for backpropagating through single steps.
 
     STEPS                                 the 20 lines of the forward pass, in order
+    segment(first, last, summary)         consecutive steps taken as one (a one-step answer)
     autograd_forward(params, Xb, Yb)      -> (loss, t, grads) as NumPy arrays
     autograd_backprop(params, Xb, Yb)     -> (loss, grads)
     vjp(steps, values, src, dst, dout)    a vector-Jacobian product through some steps
@@ -68,9 +69,9 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Block:
+class Segment:
     """Consecutive steps taken as one (the one-step backward of exercises 2-4); summary: the
-    block in one line."""
+    segment in one line."""
     steps: tuple
     summary: str = ""
 
@@ -113,10 +114,10 @@ def parse(text):
 STEPS = parse(FORWARD)
 
 
-def block(first, last, summary=""):
-    """The steps from the one making `first` to the one making `last`, as a Block."""
+def segment(first, last, summary=""):
+    """The steps from the one making `first` to the one making `last`, as a Segment."""
     outs = [s.out for s in STEPS]
-    return Block(STEPS[outs.index(first):outs.index(last) + 1], summary)
+    return Segment(STEPS[outs.index(first):outs.index(last) + 1], summary)
 
 
 def torch_values(params, Xb, Yb, requires_grad=False):

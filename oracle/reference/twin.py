@@ -7,6 +7,8 @@ variance).
 
     build_twin(module, dtype=None) -> torch.nn.Module
     run_twin(module, x, targets=None, dout=None) -> {"out", "loss", "dx", "grads", "buffers"}
+    load_state(torch_module, state)          copy NumPy arrays in by name
+    run_torch(torch_module, x, targets=None, dout=None) -> the same dict, by the module's names
 
 `module` is a numpy_ninja layer or Sequential. The twin's state_dict has the module's names and
 shapes (its Linear keeps the weight as (fan_in, fan_out), as ours does), so ``build_twin`` is a
@@ -107,11 +109,21 @@ def twin_module(layer, dtype):
     else:
         raise TypeError(f"no torch twin for {type(layer).__name__}")
     m = m.to(torch_dtype(dtype))
-    state = {name: torch.tensor(np.array(value)) for name, value in layer.state_dict().items()}
-    if isinstance(m, nn.BatchNorm1d):  # torch's counter, which we do not keep (momentum is set)
-        state["num_batches_tracked"] = m.num_batches_tracked
-    m.load_state_dict(state)  # strict: every name and shape must match
+    load_state(m, layer.state_dict())
     return m.train(layer.training)
+
+
+def load_state(module, state):
+    """Copy the NumPy arrays of `state` into the torch module's parameters and buffers of the same
+    names, in the module's dtypes; every name must be the module's and of its shape (buffers of
+    its own that the state does not hold, such as torch's num_batches_tracked, are kept)."""
+    own = module.state_dict()
+    for name, value in state.items():
+        if name not in own or tuple(own[name].shape) != np.shape(value):
+            found = tuple(own[name].shape) if name in own else "nothing"
+            raise ValueError(f"the twin has {found} where the layer has {name} {np.shape(value)}")
+    module.load_state_dict({**own, **{k: torch.tensor(np.array(v)).to(own[k].dtype)
+                                      for k, v in state.items()}})
 
 
 def _layers(module):
@@ -134,34 +146,37 @@ def build_twin(module, dtype=None):
 
 def run_twin(module, x, targets=None, dout=None):
     """Forward and backward through the twin of `module` (a numpy_ninja layer or Sequential; it is
-    not modified: the twin holds copies of its state).
+    not modified: the twin holds copies of its state). See run_torch; everything is keyed by the
+    module's names, which the twin shares (and only its buffers, not torch's extra ones)."""
+    result = run_torch(build_twin(module), x, targets, dout)
+    ours = {name for name, _ in module.named_buffers()}
+    result["buffers"] = {k: v for k, v in result["buffers"].items() if k in ours}
+    return result
+
+
+def run_torch(module, x, targets=None, dout=None):
+    """Forward and backward through a torch module.
 
     x: the input, (N, ...) integer indices or floats in the module's dtype.
     targets: (N,) integers: loss = F.cross_entropy(out, targets), out (N, V). Otherwise
     dout, shaped like the output: loss = sum(out * dout), so that the upstream gradient is dout.
 
-    Returns NumPy arrays in our names and layouts: "out" (the output), "loss" (float), "dx" (shaped
-    like x; None for integer input), "grads" {name: array} keyed and shaped as
-    module.named_parameters(), "buffers" {name: array} keyed as module.named_buffers(), after the
-    forward (so training-mode running statistics are updated).
+    Returns NumPy arrays: "out" (the output), "loss" (float), "dx" (shaped like x; None for
+    integer input), "grads" {name: array} for every parameter (zeros where it got no gradient),
+    "buffers" {name: array} after the forward (so training-mode running statistics are updated),
+    by the module's state_dict names.
     """
     x = torch.tensor(np.asarray(x))
-    twin = build_twin(module)
     if x.is_floating_point():
         x.requires_grad_(True)
-    out = twin(x)
+    out = module(x)
     if targets is not None:
         loss = F.cross_entropy(out, torch.as_tensor(np.asarray(targets)))
     else:
         loss = (out * torch.tensor(np.asarray(dout))).sum()
     loss.backward()
-    twins = twin if isinstance(module, nn_np.Sequential) else [twin]
-    grads, buffers = {}, {}
-    for (prefix, layer), m in zip(_layers(module), twins):
-        for name, p in m.named_parameters():
-            grads[prefix + name] = p.grad.numpy()
-        theirs = dict(m.named_buffers())
-        for name, _ in layer.named_buffers():
-            buffers[prefix + name] = theirs[name].numpy()
+    grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)).numpy()
+             for name, p in module.named_parameters()}
+    buffers = {name: b.numpy() for name, b in module.named_buffers()}
     return dict(out=out.detach().numpy(), loss=loss.item(), dx=x.grad.numpy() if x.requires_grad else None,
                 grads=grads, buffers=buffers)

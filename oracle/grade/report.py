@@ -1,0 +1,82 @@
+"""check's report: one row per tensor, rendered as a terminal table, markdown or JSON."""
+from dataclasses import dataclass, field
+
+from numpy_ninja.console import render_table
+from oracle.grade.verdicts import VERDICTS
+
+
+@dataclass
+class Report:
+    """The graded rows; printing it gives the table, Jupyter the markdown."""
+    rows: list
+    dtype: str
+    batches: list
+    seed: int
+    source: str = ""
+    notes: list = field(default_factory=list)
+    train: dict = None
+
+    @property
+    def passed(self):
+        return not any(r["verdict"] in ("wrong", "error") for r in self.rows)
+
+    def as_dict(self):
+        return dict(passed=self.passed, rows=self.rows, dtype=self.dtype, batches=self.batches,
+                    seed=self.seed, file=self.source, notes=self.notes, train=self.train)
+
+    def __str__(self):
+        return render(self, "table")
+
+    def _repr_markdown_(self):
+        return render(self, "markdown")
+
+
+COLUMNS = ("exercise", "name", "verdict", "cause", "upstream", "max_abs_diff", "max_ulp", "rel_err", "hint")
+
+
+def fmt(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2e}"
+    return str(value)
+
+
+def summary(report):
+    """The last line: passed, or where to start."""
+    counts = {v: sum(r["verdict"] == v for r in report.rows) for v in VERDICTS}
+    tally = ", ".join(f"{counts[v]} {v}" for v in reversed(VERDICTS) if counts[v])
+    if report.passed:
+        return f"PASSED: nothing wrong ({tally})"
+    first = next((r for r in report.rows if r["cause"] == "local" or r["verdict"] == "error"), None)
+    where = f"; start with exercise {first['exercise']} {first['name']}" if first else ""
+    if first and first["verdict"] == "error":
+        where = f"; start with the error of exercise {first['exercise']}: {first['hint']}"
+    inherited = next((r for r in report.rows if r["cause"] == "inherited" and r["upstream"]), None)
+    if not first and inherited:  # the wrong step is not a graded row (exercise 4's intermediates)
+        where = (f"; start with exercise {inherited['exercise']} d{inherited['upstream']}, "
+                 f"where {inherited['name']}'s error comes from")
+    return f"FAILED ({tally}){where}"
+
+
+def train_lines(train):
+    if train is None:
+        return []
+    if train.get("stopped"):
+        return [f"training stopped: {train['stopped']}"]
+    return [f"training {train['steps']} steps in lockstep with autograd ({train['dtype']}): largest "
+            f"parameter relative difference {train['max_param_rel_diff']:.2e}, largest loss "
+            f"difference {train['max_loss_diff']:.2e}; final loss yours {train['final_loss']:.4f}, "
+            f"autograd {train['final_loss_autograd']:.4f}"]
+
+
+def render(report, style):
+    """The report as a terminal table or as markdown."""
+    count = len(report.batches)
+    head = [f"{report.source or 'solution'}: {report.dtype}, {count} batch{'es' if count != 1 else ''} "
+            f"({'; '.join(report.batches)}), seed {report.seed}", ""]
+    body = [[fmt(r[c]) for c in COLUMNS] for r in report.rows]
+    tail = train_lines(report.train) + [summary(report)]
+    if style == "markdown":
+        tail = [f"- {line}" for line in tail]
+    return "\n".join(head + render_table(COLUMNS, body, style) + [""] + tail)
