@@ -1,9 +1,8 @@
 """Hypothesis profiles: `ci` (default; bounded, deterministic, no example database) and
 `thorough` (long local runs). Choose with NUMPY_NINJA_PROFILE=thorough.
 
-torch runs on one thread: the oracle's tensors are tiny, and on a busy 2-core machine two torch
-threads wait on each other (measured here: 117 ms against 1.6 ms for one forward and backward of
-the exercise-4 twin)."""
+torch runs on one thread: the oracle's tensors are tiny, and on a busy machine two torch threads
+wait on each other (the README's "Threads")."""
 import os
 
 import numpy as np
