@@ -77,14 +77,12 @@ class Progress:
             self.bar.close()
 
 
-def render_table(head, rows, style="table", right=()):
-    """Rows of strings under a header, as lines: aligned columns for a terminal (the columns in
-    `right` right-aligned), or a markdown table (style="markdown")."""
+def render_table(head, rows, style="table"):
+    """Rows of strings under a header, as lines: aligned columns for a terminal, or a markdown
+    table (style="markdown")."""
     if style == "markdown":
         def cells(row):
             return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
         return [cells(head), "|" + "---|" * len(head)] + [cells(r) for r in rows]
     widths = [max(map(len, col)) for col in zip(head, *rows)]
-    return ["  ".join(c.rjust(w) if i in right else c.ljust(w)
-                      for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-            for row in [head, *rows]]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *rows]]
