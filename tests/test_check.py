@@ -24,7 +24,8 @@ from oracle.grade.blame import BatchReference, grade_batch
 from oracle.grade.cases import hard_cases
 from oracle.grade import check_solution, cmp
 from oracle.grade.hints import Context, diagnose, named_factors, shape_hint
-from oracle.grade.learner import SolutionError, namespace
+from oracle.grade.learner import namespace
+from oracle.grade.work import SolutionError
 from oracle.compare.report import LOCKSTEP_F64_MAX
 from props import lecture_params, require
 from torchfree import blocking
@@ -82,7 +83,7 @@ def test_right_answers_pass(solution, dtype):
         # the lecture's float32 one-step answers differ from autograd (maxdiff ~5e-9 for exercise 2)
         one_step = [r for r in report.rows if r["exercise"] in (2, 3)]
         assert all(r["verdict"] == "approximate" and r["max_abs_diff"] > 0 for r in one_step)
-        assert all(r["hint"] == "float32 rounding only" for r in one_step)
+        assert all(r["hint"].startswith("float32 rounding only") for r in one_step)
 
 
 @pytest.mark.parametrize("old, new", [
@@ -190,8 +191,8 @@ def test_what_is_not_a_gradient_gets_a_verdict_not_a_traceback():
     report = check_solution(solution)
     rows = {(r["exercise"], r["name"]): r for r in report.rows}
     assert rows[1, "probs"]["verdict"] == "wrong" and "1 of 864 entries are NaN" in rows[1, "probs"]["hint"]
-    assert rows[1, "h"]["verdict"] == "wrong" and "dtype float32, but h is float64" in rows[1, "h"]["hint"]
-    assert "the values are right to float32 precision" in rows[1, "h"]["hint"]
+    # right to its own dtype's precision: approximate, saying so (a float64 check, a float32 answer)
+    assert rows[1, "h"]["verdict"] == "approximate" and "float32, where the check runs in float64" in rows[1, "h"]["hint"]
     assert rows[1, "W2"]["verdict"] == "error" and "list, not an array" in rows[1, "W2"]["hint"]
     assert rows[1, "bnraw"]["verdict"] == "missing"
     assert rows[1, "counts"]["verdict"] in ("exact", "approximate") and rows[1, "hpreact"]["verdict"] == "approximate"
@@ -307,13 +308,13 @@ def test_training_in_lockstep_drifts_only_by_rounding(tmp_path):
 USER_ERRORS = {  # a solution file (None: no file), more arguments, what the one line says
     "no file": (None, [], "mine.py: no such file"),
     "syntax": ("def exercise1(t):\n    return {\n", [], "does not import: SyntaxError"),
-    "raises": ("import numpy\nraise RuntimeError('half written')\n", [],
+    "raises": ("import numpy\nraise RuntimeError('half written')\ndef exercise1(t):\n    return {}\n", [],
                "does not import: RuntimeError: half written (line 2)"),
-    "no exercise": ("x = 1\n", [], "defines none of exercise1"),
+    "no exercise": ("x = 1\n", [], "no exercise cells found"),
     "not defined": ("def exercise2(logits, Yb):\n    return logits\n", ["--exercise", "3"], "does not define exercise3"),
     "backend": ("BACKEND = 'jax'\ndef exercise2(logits, Yb):\n    return logits\n", [], "BACKEND must be 'numpy' or 'torch'"),
     "batches": ("def exercise2(logits, Yb):\n    return logits\n", ["--batches", "0"], "must be a positive integer"),
-    "train": ("def exercise2(logits, Yb):\n    return logits\n", ["--train", "5"], "training needs exercise4"),
+    "train": ("def exercise2(logits, Yb):\n    return logits\n", ["--train", "5"], "training needs exercise 4"),
     "both": ("def exercise2(logits, Yb):\n    return logits\n", ["--template"], "either a solution file or --template"),
 }
 

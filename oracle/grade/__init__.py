@@ -6,7 +6,12 @@ exercises against autograd, says which step is wrong and why (docs/check.md).
 
 May import numpy_ninja, torch, oracle.reference and oracle's private modules; never another
 product (oracle.fuzz, oracle.compare)."""
-from oracle.grade.check import check_solution
-from oracle.grade.cmp import cmp
+_PUBLIC = {"check_solution": "oracle.grade.check", "cmp": "oracle.grade.cmpline"}
+__all__ = sorted(_PUBLIC)
 
-__all__ = ["check_solution", "cmp"]
+
+def __getattr__(name):  # loaded on first use: the command's --help needs no torch
+    if name in _PUBLIC:
+        import importlib
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'oracle.grade' has no attribute {name!r}")

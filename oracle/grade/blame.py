@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from numpy_ninja.atomic import PARAM_NAMES
-from numpy_ninja.tolerance import within
+from numpy_ninja.tolerance import tolerance, within
 from oracle.grade.exercises import consumers_of
 from oracle.grade.hints import Context, diagnose, rounding_hint, same_broadcast
-from oracle.grade.verdicts import Failed, Grade
+from oracle.grade.verdicts import Failed, Grade, NotReached
 from oracle.reference.graph import autograd_forward, vjp
 from oracle.reference.scales import atomic_term_scales
 
@@ -94,13 +94,36 @@ def path_terms(block, values, x, dout):
     return out
 
 
-def grade_batch(graph, rows, answers, batch, given=None):
+@dataclass
+class Learner:
+    """What grading one answer may use of the learner's others: their arrays (as given, and
+    reshaped where they can stand in for the true gradient), the true gradients handed to them,
+    the graph's consumers, and the backend they wrote in (for hints in its own words)."""
+    arrays: dict
+    usable: dict
+    given: dict
+    consumers: dict
+    backend: str
+
+    def above(self, name):
+        """The tensors whose gradients flow into name's: its consumers, theirs, and so on."""
+        seen, todo = set(), [s.out for s in self.consumers.get(name, [])]
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                todo += [s.out for s in self.consumers.get(c, [])]
+        return seen - {"loss"}
+
+
+def grade_batch(graph, rows, answers, batch, given=None, backend="numpy"):
     """Grade the learner's answers for one exercise in one batch.
 
     graph: the steps it backpropagates through; rows: the tensors reported; answers: {name:
-    ndarray | Failed} (a name absent is missing), possibly with more of the graph's tensors than
-    rows (their gradients count for the cause); given: true gradients the exercise hands the
-    learner (exercise 3's dhpreact). Returns {name: Grade} for rows and every answered tensor."""
+    ndarray | Failed | NotReached} (a name absent is missing), possibly with more of the graph's
+    tensors than rows (their gradients count for the cause); given: true gradients the exercise
+    hands the learner (exercise 3's dhpreact); backend: "numpy" or "torch", the learner's, for
+    hints. Returns {name: Grade} for rows and every answered tensor."""
     dtype, truth, given = batch.dtype, batch.truth, dict(given or {})
     consumers = consumers_of(graph)
     grades, arrays, usable = {}, {}, {}
@@ -108,6 +131,8 @@ def grade_batch(graph, rows, answers, batch, given=None):
         value = answers.get(name)
         if value is None:
             grades[name] = Grade("missing", n=batch.n)
+        elif isinstance(value, NotReached):
+            grades[name] = Grade("missing", hint=value.message, n=batch.n, reached=False)
         elif isinstance(value, Failed):
             grades[name] = Grade("error", hint=value.message, n=batch.n)
         elif value.dtype.kind not in "fiu":
@@ -131,9 +156,9 @@ def grade_batch(graph, rows, answers, batch, given=None):
         g = usable.get(c, given.get(c, truth.get(c)))
         return torch.as_tensor(np.asarray(g, dtype))
 
+    learner = Learner(arrays, usable, given, consumers, backend)
     for name, value in arrays.items():
-        grades[name] = judge(name, value, consumers.get(name, []), batch, local_scales[name],
-                             upstream, arrays, usable)
+        grades[name] = judge(name, value, batch, local_scales[name], upstream, learner)
     for name, g in grades.items():  # the tensors an error came from, now that all are graded
         if g.verdict == "wrong" and g.cause == "inherited" and not g.upstream:
             g.upstream = wrong_consumers(name, consumers, grades)
@@ -143,9 +168,10 @@ def grade_batch(graph, rows, answers, batch, given=None):
     return grades
 
 
-def judge(name, value, steps, batch, local_scale, upstream, arrays, usable):
+def judge(name, value, batch, local_scale, upstream, learner):
     """The Grade of one answered tensor (an ndarray of any shape and dtype)."""
     dtype, T, n = batch.dtype, batch.truth[name], batch.n
+    steps, arrays, usable = learner.consumers.get(name, []), learner.arrays, learner.usable
     fit = usable.get(name)
     alike = same_broadcast(value.shape, T.shape)
     note = f"shape {value.shape} where {name} is {T.shape}: it broadcasts the same way" if alike else None
@@ -154,37 +180,79 @@ def judge(name, value, steps, batch, local_scale, upstream, arrays, usable):
                "dtype" if value.dtype != np.dtype(dtype) else "")
     shown = fit if fit is not None else value.astype(dtype) if value.shape == T.shape else None
     figures, a, ok = None, None, False
+    zero = bool(np.abs(T).max(initial=0) <= tolerance(dtype, batch.scales[name]))  # rounding-level zero
     if shown is not None:
         with np.errstate(invalid="ignore", over="ignore"):
             a, ok = within(shown, T, batch.scales[name], dtype)
         if np.isfinite(a.max_abs_diff):
-            figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=a.max_ulp,
+            figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=None if zero else a.max_ulp,
                            rel_err=a.max_rel_err if np.isfinite(a.max_rel_err) else None)
+    rounding = note or rounding_hint(dtype)
+    if zero:  # its ULP distances count representable numbers around 0: meaningless
+        rounding += " (a gradient that is zero up to rounding here: no ULP distance)"
     if not problem and a.exact:
         return Grade("exact", figures, hint=note, n=n)
     if not problem and ok and a.allclose:
-        return Grade("approximate", figures, hint=note or rounding_hint(dtype), n=n)
+        return Grade("approximate", figures, hint=rounding, n=n)
+    coarse = coarser_precision(name, value, T, batch, learner)
+    if coarse and problem in ("", "dtype"):
+        return Grade("approximate", figures, hint=coarse, n=n)
     parts = {s.out: vjp(s.steps, batch.values, name, s.out, upstream(s.out)).numpy() for s in steps}
     expected = sum(parts.values())
     step_ok = fit is not None and within(fit, np.asarray(expected, dtype), local_scale, dtype)[1]
     if not problem and ok and (step_ok or right_step(fit, name, steps, batch, local_scale)):
-        return Grade("approximate", figures, hint=note or rounding_hint(dtype), n=n)
+        return Grade("approximate", figures, hint=rounding, n=n)
     grade = Grade("wrong", figures, n=n)
     broken = tuple(s.out for s in steps if s.out in arrays and s.out not in usable)
+    # a wrong shape made by an upstream answer of a wrong shape, broadcast through a right step
+    misshapen = tuple(s.out for s in steps if s.out in arrays and arrays[s.out].shape != oracle_shape(s.out, batch)
+                      and not same_broadcast(arrays[s.out].shape, oracle_shape(s.out, batch)))
     same_dtype = tuple(s.out for s in steps if s.out in arrays and arrays[s.out].dtype == value.dtype)
+    unseen = tuple(s.out for s in steps if s.out != "loss" and s.out not in arrays and s.out not in learner.given)
     if broken:  # its step cannot be recomputed from what the learner gave
         grade.cause, grade.upstream = "inherited", broken
         grade.hint = (f"cannot be checked while your {', '.join('d' + b for b in broken)} has the "
                       "wrong shape or entries that are not finite: fix that first")
+    elif problem == "shape" and misshapen:
+        grade.cause, grade.upstream = "inherited", misshapen
+        grade.hint = (f"its shape {value.shape} comes from your "
+                      f"{', '.join(f'd{m} {arrays[m].shape}' for m in misshapen)}: fix that first")
     elif step_ok and problem == "dtype" and same_dtype:
         grade.cause, grade.upstream = "inherited", same_dtype
     elif step_ok and not problem:
         grade.cause = "inherited"
+    elif unseen:  # checked against the true gradient it receives: its own step or that one may be wrong
+        grade.cause, grade.upstream = "unknown", unseen
+        grade.hint = (f"cannot tell whether this step is wrong: your {', '.join('d' + u for u in unseen)} "
+                      f"{'is' if len(unseen) == 1 else 'are'} missing (give it to see where the error starts)")
     else:
         grade.cause = "local"
-        ctx = context(name, batch, local_scale, parts, steps, upstream)
+        ctx = context(name, batch, local_scale, parts, steps, upstream, learner)
         grade.hint = grade.local_hint = diagnose(value, expected, ctx)
     return grade
+
+
+def coarser_precision(name, value, T, batch, learner):
+    """Why an answer that is not right to the check's dtype is right to a coarser one: its own
+    dtype (float32 where the check runs in float64), or the float32 rounding of an answer of the
+    learner's that flows into it; None when neither holds."""
+    if np.dtype(batch.dtype) != np.float64 or value.shape != T.shape or not np.all(np.isfinite(value)):
+        return None
+    if not within(value.astype(np.float32), T.astype(np.float32), batch.scales[name], np.float32)[1]:
+        return None
+    if value.dtype == np.float32:
+        return (f"{value.dtype}, where the check runs in float64: right to float32 precision "
+                "(torch.zeros(shape) and F.one_hot(...) / n make torch's default dtype, float32; "
+                f"zeros_like({name}) keeps {name}'s)")
+    coarse = sorted(u for u in learner.above(name) if u in learner.arrays and learner.arrays[u].dtype == np.float32)
+    if coarse:
+        return (f"right to float32 precision: it carries the float32 rounding of your "
+                f"{', '.join('d' + c for c in coarse)}")
+    return None
+
+
+def oracle_shape(name, batch):
+    return batch.truth[name].shape if name in batch.truth else ()
 
 
 def right_step(fit, name, steps, batch, scale):
@@ -210,10 +278,12 @@ def wrong_consumers(name, consumers, grades):
     return (max(rel, key=rel.get),) if rel else ()
 
 
-def context(name, batch, scale, parts, steps, upstream):
+def context(name, batch, scale, parts, steps, upstream, learner):
     """What the diagnosis of `name` may use."""
     ctx = Context(name, batch.n, batch.dtype, scale, batch.t,
-                  branches=parts if len(parts) > 1 else {})
+                  branches=parts if len(parts) > 1 else {}, backend=learner.backend,
+                  truth=batch.truth[name],
+                  later={k: v for k, v in learner.arrays.items() if name in learner.above(k)})
     for s in steps:
         if len(s.steps) > 1:
             ctx.terms.update(path_terms(s, batch.values, name, upstream(s.out)))

@@ -30,6 +30,9 @@ class Context:
     gather: tuple = None    # (consumer, index name, indices): the tensor is looked up at indices
     tied_rows: np.ndarray = None   # (n,) bool: rows whose largest logit is tied
     targets: np.ndarray = None     # Yb: the entries [range(n), Yb] the loss picks
+    backend: str = "numpy"         # the learner's: hints name its functions
+    later: dict = field(default_factory=dict)  # the learner's gradients of tensors further from the loss
+    truth: np.ndarray = None       # the true gradient (expected is recomputed from the learner's)
 
 
 def named_factors(n):
@@ -123,6 +126,18 @@ def shape_hint(name, got, want, matches=lambda fix: False):
 
 # ---------------------------------------------------------------- values
 
+def aliased(ours, expected, ctx):
+    """Equal, bit for bit, to one of the learner's gradients computed from it (further from the
+    loss): the two names hold one array, and the in-place update of the later one changed this
+    one (the lecture's `dhprebn = dbndiff` before a `+=`, without a copy)."""
+    copy = ".clone()" if ctx.backend == "torch" else ".copy()"
+    for other, theirs in ctx.later.items():
+        if theirs.shape == ours.shape and np.array_equal(theirs, ours) and np.any(ours):
+            return (f"equals your d{other} exactly: the two are one array (d{other} = d{ctx.name} "
+                    f"without {copy}), so a `+=` on d{other} changed d{ctx.name} too; "
+                    f"write d{other} = d{ctx.name}{copy}")
+
+
 def expected_zero(ours, expected, ctx):
     if np.abs(expected).max(initial=0) <= allowed(ctx):
         return f"the gradient of {ctx.name} is zero (up to rounding) here, and yours is not"
@@ -164,7 +179,23 @@ def scaled_part(ours, expected, parts, ctx, kind):
 
 def branches(ours, expected, ctx):
     if len(ctx.branches) > 1:
-        return scaled_part(ours, expected, ctx.branches, ctx, "branch")
+        return scaled_part(ours, expected, ctx.branches, ctx, "branch") or two_parts(
+            ours, expected, ctx.branches, ctx, "branch")
+
+
+def two_parts(ours, expected, parts, ctx, kind):
+    """Two parts of the expected gradient missing, of opposite sign or off by a named factor at
+    once: (m1 - 1) p1 + (m2 - 1) p2 is the difference."""
+    multipliers = [(0.0, "missing"), (-1.0, "of opposite sign")] + [
+        (k, f"off by a factor {label}") for label, k, _ in named_factors(ctx.n)]
+    names = [w for w, p in parts.items() if np.any(p)]
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for m1, what1 in multipliers:
+                for m2, what2 in multipliers:
+                    guess = expected + (m1 - 1) * parts[a] + (m2 - 1) * parts[b]
+                    if close(ctx, ours, guess, ctx.scale * (1 + abs(m1 - 1) + abs(m2 - 1))):
+                        return f"two {kind}es wrong at once: the one through {a} {what1}, the one through {b} {what2}"
 
 
 def terms(ours, expected, ctx):
@@ -200,10 +231,13 @@ def confined(ours, expected, ctx):
         consumer, index, idx = ctx.gather
         repeated = np.flatnonzero(np.bincount(np.ravel(idx), minlength=len(ours)) > 1)
         if set(rows) <= set(repeated):
+            accumulate = (f"d{ctx.name}.index_add_(0, {index}.view(-1), d{consumer}.view(-1, "
+                          f"d{ctx.name}.shape[1])), or += one lookup at a time in a loop"
+                          if ctx.backend == "torch" else
+                          f"np.add.at(d{ctx.name}, {index}, d{consumer}), or += one lookup at a time")
             return (f"right except at rows looked up more than once in {index} (rows "
                     f"{list_text(rows)}): each lookup adds its gradient, so accumulate them "
-                    f"(np.add.at(d{ctx.name}, {index}, d{consumer}), or += one lookup at a time); "
-                    f"d{ctx.name}[{index}] += d{consumer} keeps only one of them")
+                    f"({accumulate}); d{ctx.name}[{index}] += d{consumer} keeps only one of them")
     if ctx.tied_rows is not None and len(ours) == ctx.n and set(rows) <= set(np.flatnonzero(ctx.tied_rows)):
         return (f"right except in rows whose largest logit is tied (rows {list_text(rows)}): there "
                 "the max passes its gradient to exactly one of the tied entries, as autograd does")
@@ -236,19 +270,30 @@ def elsewhere(ours, expected, ctx):
             f"{float(ours[at]):.6g} instead of {float(expected[at]):.6g}")
 
 
-CHECKS = (expected_zero, all_zero, factor, branches, terms, forward_factor, transposed, confined)
+CHECKS = (expected_zero, all_zero, factor, aliased, branches, terms, forward_factor, transposed, confined)
 
 
 def diagnose(ours, expected, ctx):
     """Why `ours` (a learner's gradient of ctx.name, any shape and dtype) is not `expected`."""
     expected = np.asarray(expected, np.float64)
     if ours.shape != expected.shape:
-        def matches(fix):
-            try:
-                return close(ctx, np.reshape(fix(ours), expected.shape), expected)
-            except ValueError:
-                return False
-        return shape_hint(ctx.name, ours.shape, expected.shape, matches)
+        def matches_to(target):
+            def matches(fix):
+                try:
+                    return close(ctx, np.reshape(fix(ours), target.shape), target)
+                except ValueError:
+                    return False
+            return matches
+        # "the values are right" only when they are: compared with the true gradient, not with
+        # the one recomputed from the learner's own (possibly wrong) upstream gradients
+        right = matches_to(np.asarray(ctx.truth, np.float64) if ctx.truth is not None else expected)
+        text = shape_hint(ctx.name, ours.shape, expected.shape, right)
+        if ctx.truth is not None and not right(lambda a: a) and matches_to(expected)(lambda a: a):
+            text += "; its values follow from your upstream gradients, which are wrong"
+        if ours.ndim == expected.ndim and ours.shape[1:] == expected.shape[1:] and expected.shape[0] == ctx.n:
+            text += (f"; this batch has n = {ctx.n} rows: a size written as a number? "
+                     f"(n, or {ctx.name}.shape, follows the batch)")
+        return text
     prefix = ""
     if ours.dtype != np.dtype(ctx.dtype):
         prefix = (f"dtype {ours.dtype}, but {ctx.name} is {np.dtype(ctx.dtype)} (zeros(shape) gives "

@@ -1,60 +1,34 @@
-"""A learner's solution: loading the file, and calling its functions so that nothing they do
-(raise, print, return something that is not an array) stops the grading."""
+"""Calling a learner's functions so that nothing they do (raise, return something that is not an
+array) stops the grading, and handing them their inputs as their backend's arrays."""
 import inspect
 import sys
 import warnings
-from contextlib import redirect_stdout
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from numpy_ninja.console import UserError
-from oracle._userfile import describe, import_file
 from oracle.grade.verdicts import Failed
 
-FUNCTIONS = ("exercise1", "exercise2", "exercise3", "exercise4")
-BACKENDS = ("numpy", "torch")
-
-
-class SolutionError(UserError):
-    """The solution cannot be used at all."""
-
-
-def solution(path_or_module):
-    """(module, backend, file name) of a path or of any object with exercise functions (a module,
-    a namespace)."""
-    module = import_file(path_or_module) if isinstance(path_or_module, (str, Path)) else path_or_module
-    backend = getattr(module, "BACKEND", "numpy")
-    if backend not in BACKENDS:
-        raise SolutionError(f"BACKEND must be 'numpy' or 'torch', not {backend!r}")
-    if not any(callable(getattr(module, f, None)) for f in FUNCTIONS):
-        raise SolutionError("the solution defines none of " + ", ".join(FUNCTIONS))
-    filename = getattr(module, "__file__", None) if isinstance(module, ModuleType) else None
-    return module, backend, filename
-
-
-def call(fn, args, filename=None, keep_locals=False):
-    """fn(*args) -> (result, its local variables when it returned, None), or (None, {}, message)
-    when it raised. Its prints go to stderr; warnings are silenced. The local variables are kept
-    (keep_locals) with a profile hook, unless another profiler runs."""
+def call(fn, args):
+    """fn(*args) -> (its result, its local variables when it returned or raised, the exception it
+    raised or None). Warnings are silenced; what it prints goes wherever stdout goes."""
     code = getattr(inspect.unwrap(fn), "__code__", None)
     seen = {}
 
-    def profile(frame, event, arg):
+    def profile(frame, event, arg):  # "return" comes when the function ends either way
         if event == "return" and frame.f_code is code:
             seen.update(frame.f_locals)
 
-    hook = keep_locals and code is not None and sys.getprofile() is None
+    hook = code is not None and sys.getprofile() is None
     try:
-        with redirect_stdout(sys.stderr), warnings.catch_warnings(), np.errstate(all="ignore"):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             if hook:
                 sys.setprofile(profile)
             result = fn(*args)
     except (Exception, SystemExit) as e:
-        return None, {}, describe(e, filename)
+        return None, seen, e
     finally:
         if hook:
             sys.setprofile(None)

@@ -46,6 +46,10 @@ def summary(report):
     """The last line: passed, or where to start."""
     counts = {v: sum(r["verdict"] == v for r in report.rows) for v in VERDICTS}
     tally = ", ".join(f"{counts[v]} {v}" for v in reversed(VERDICTS) if counts[v])
+    if report.passed and counts["missing"]:
+        given = len(report.rows) - counts["missing"]
+        return (f"PASSED with {counts['missing']} of {len(report.rows)} missing: nothing wrong in the "
+                f"{given} given ({tally})")
     if report.passed:
         return f"PASSED: nothing wrong ({tally})"
     first = next((r for r in report.rows if r["cause"] == "local" or r["verdict"] == "error"), None)
@@ -64,6 +68,10 @@ def train_lines(train):
         return []
     if train.get("stopped"):
         return [f"training stopped: {train['stopped']}"]
+    if "max_grad_rel_diff" in train:  # a notebook's own loop
+        return [f"training {train['steps']} steps with your loop ({train['dtype']}), autograd at every "
+                f"step's parameters: largest relative difference of a gradient "
+                f"{train['max_grad_rel_diff']:.2e}; loss {train['first_loss']:.4f} -> {train['final_loss']:.4f}"]
     return [f"training {train['steps']} steps in lockstep with autograd ({train['dtype']}): largest "
             f"parameter relative difference {train['max_param_rel_diff']:.2e}, largest loss "
             f"difference {train['max_loss_diff']:.2e}; final loss yours {train['final_loss']:.4f}, "

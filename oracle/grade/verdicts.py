@@ -21,3 +21,10 @@ class Grade:
     hint: str = ""
     n: int = 0                    # the batch's size
     local_hint: str = field(default="", repr=False)  # a local row's diagnosis, for inherited hints
+    reached: bool = True          # False: the learner's code stopped before it, in this batch
+
+
+@dataclass(frozen=True)
+class NotReached:
+    """A gradient the learner's code did not get to: it raised before (the message says where)."""
+    message: str

@@ -127,16 +127,24 @@ def torch_values(params, Xb, Yb, requires_grad=False):
     return values
 
 
-def autograd_forward(params, Xb, Yb):
-    """The forward lines in torch with retain_grad on every intermediate, and loss.backward().
-    Returns (loss, t, grads) as NumPy arrays in the parameters' dtype: t maps the parameters and
-    every forward tensor (emb ... logprobs) to its value, grads the 26 names of GRAD_NAMES to
-    their gradients."""
+def notebook_state(params, Xb, Yb):
+    """The tensors the lecture's notebook holds once its forward cell has run: the parameters
+    (leaves that require grad), Xb, Yb, n and every forward tensor, each with its .grad filled by
+    loss.backward() (the forward's tensors retain theirs)."""
     v = torch_values(params, Xb, Yb, requires_grad=True)
     for step in STEPS:
         v[step.out] = step(v)
         v[step.out].retain_grad()
     v["loss"].backward()
+    return v
+
+
+def autograd_forward(params, Xb, Yb):
+    """The forward lines in torch with retain_grad on every intermediate, and loss.backward().
+    Returns (loss, t, grads) as NumPy arrays in the parameters' dtype: t maps the parameters and
+    every forward tensor (emb ... logprobs) to its value, grads the 26 names of GRAD_NAMES to
+    their gradients."""
+    v = notebook_state(params, Xb, Yb)
     names = list(PARAM_NAMES) + [s.out for s in STEPS[:-1]]
     return (v["loss"].item(), {k: v[k].detach().numpy() for k in names},
             {k: v[k].grad.numpy() for k in GRAD_NAMES})
