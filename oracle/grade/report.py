@@ -24,6 +24,11 @@ class Report:
         return dict(passed=self.passed, rows=self.rows, dtype=self.dtype, batches=self.batches,
                     seed=self.seed, file=self.source, notes=self.notes, train=self.train)
 
+    @classmethod
+    def from_dict(cls, d):
+        """The Report whose as_dict() is d (a report.json read back)."""
+        return cls(d["rows"], d["dtype"], d["batches"], d["seed"], d["file"], d["notes"], d["train"])
+
     def __str__(self):
         return render(self, "table")
 
@@ -42,13 +47,19 @@ def fmt(value):
     return str(value)
 
 
+def first_to_fix(rows):
+    """The row the summary says to start with: the first, from the loss back, whose own step is
+    wrong (cause local) or whose function raised; None when there is none."""
+    return next((r for r in rows if r["cause"] == "local" or r["verdict"] == "error"), None)
+
+
 def summary(report):
     """The last line: passed, or where to start."""
     counts = {v: sum(r["verdict"] == v for r in report.rows) for v in VERDICTS}
     tally = ", ".join(f"{counts[v]} {v}" for v in reversed(VERDICTS) if counts[v])
     if report.passed:
         return f"PASSED: nothing wrong ({tally})"
-    first = next((r for r in report.rows if r["cause"] == "local" or r["verdict"] == "error"), None)
+    first = first_to_fix(report.rows)
     where = f"; start with exercise {first['exercise']} {first['name']}" if first else ""
     if first and first["verdict"] == "error":
         where = f"; start with the error of exercise {first['exercise']}: {first['hint']}"
