@@ -47,10 +47,16 @@ def fmt(value):
     return str(value)
 
 
-def first_to_fix(rows):
-    """The row the summary says to start with: the first, from the loss back, whose own step is
-    wrong (cause local) or whose function raised; None when there is none."""
-    return next((r for r in rows if r["cause"] == "local" or r["verdict"] == "error"), None)
+def where_to_start(rows):
+    """Where the summary says to start: (row, tensor). The first row, from the loss back, whose
+    own step is wrong (cause local) or whose function raised, and its tensor; else, when the wrong
+    step is not a graded row (exercise 4's intermediates), the first inherited row naming an
+    upstream, and that upstream; else (None, None)."""
+    first = next((r for r in rows if r["cause"] == "local" or r["verdict"] == "error"), None)
+    if first:
+        return first, first["name"]
+    inherited = next((r for r in rows if r["cause"] == "inherited" and r["upstream"]), None)
+    return inherited, inherited and inherited["upstream"]
 
 
 def summary(report):
@@ -59,14 +65,14 @@ def summary(report):
     tally = ", ".join(f"{counts[v]} {v}" for v in reversed(VERDICTS) if counts[v])
     if report.passed:
         return f"PASSED: nothing wrong ({tally})"
-    first = first_to_fix(report.rows)
-    where = f"; start with exercise {first['exercise']} {first['name']}" if first else ""
-    if first and first["verdict"] == "error":
-        where = f"; start with the error of exercise {first['exercise']}: {first['hint']}"
-    inherited = next((r for r in report.rows if r["cause"] == "inherited" and r["upstream"]), None)
-    if not first and inherited:  # the wrong step is not a graded row (exercise 4's intermediates)
-        where = (f"; start with exercise {inherited['exercise']} d{inherited['upstream']}, "
-                 f"where {inherited['name']}'s error comes from")
+    row, tensor = where_to_start(report.rows)
+    where = ""
+    if row and row["verdict"] == "error":
+        where = f"; start with the error of exercise {row['exercise']}: {row['hint']}"
+    elif row and row["name"] == tensor:
+        where = f"; start with exercise {row['exercise']} {tensor}"
+    elif row:
+        where = f"; start with exercise {row['exercise']} d{tensor}, where {row['name']}'s error comes from"
     return f"FAILED ({tally}){where}"
 
 
