@@ -71,11 +71,13 @@ class Page(HTMLParser):
         a["tag"], a["classes"] = tag, (a.get("class") or "").split()
         self.elements.append(a)
         if tag == "section":
-            self.section = self.sections.setdefault(a["id"], dict(nodes={}, edges=[], tabs=[], attrs=a))
+            self.section = self.sections.setdefault(a["id"], dict(nodes={}, edges=[], tabs=[], tips=[], attrs=a))
         elif "node" in a["classes"] and self.section is not None:
             self.section["nodes"][a["data-name"]] = a
         elif "edge" in a["classes"]:
             self.section["edges"].append((a["data-from"], a["data-to"]))
+        elif "arrowhead" in a["classes"]:
+            self.section["tips"].append(a["points"].split()[-1])
         elif "tab" in a["classes"]:
             self.section["tabs"].append(a)
 
@@ -110,10 +112,16 @@ def test_edges_are_the_lecture_graph():
 
 
 def test_nodes_are_drawn_in_forward_order_without_overlapping():
-    nodes = Page(render_html(mixed())).sections["ex-1"]["nodes"]
+    section = Page(render_html(mixed())).sections["ex-1"]
+    nodes = section["nodes"]
     top = {name: rect(a)[1] for name, a in nodes.items()}
     for step in STEPS:
         assert all(top[x] < top[step.out] for x in step.inputs), step.line
+    # the forward lines straight down, one row each, and every parameter to their right
+    lines = [rect(nodes[step.out]) for step in STEPS]
+    assert len({box[0] for box in lines}) == 1 and len({box[1] for box in lines}) == len(STEPS)
+    assert all(rect(nodes[name])[0] > lines[0][2] for name in PARAM_NAMES if name != "C")
+    assert len(set(section["tips"])) == len(section["tips"]) == len(section["edges"])  # no arrow hides another
     boxes = [rect(a) for a in nodes.values()]
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if overlap(a, b, margin=8)]
 
