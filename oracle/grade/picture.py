@@ -47,7 +47,7 @@ MEANING = {kind: meaning for kind, _, meaning in KINDS}
 FIGURES = ("max_abs_diff", "max_ulp", "rel_err")
 
 
-def kind(row):
+def _kind(row):
     """A row's verdict, with `wrong` split by its cause."""
     if row["verdict"] != "wrong":
         return row["verdict"]
@@ -59,6 +59,7 @@ def kind(row):
 NODE_H, ROW_GAP, LANE_GAP, PAD = 24, 22, 30, 16
 CHAR_W = 8.0          # one character of a tensor's name (13px monospace is 7.8)
 BADGE_W = 74          # the verdict word inside a node
+NODE_PAD = 22         # a node's padding and borders, and the space before its badge
 BEND_W = 12           # a lane that only edges pass through
 PORT = 14             # between two arrows that leave or reach one node side by side
 ARROW = 7             # an arrowhead's length
@@ -163,7 +164,7 @@ def _layout(steps):
     lane, bends = _lanes(nodes, edges, row, spine)
     width = {k: BEND_W for k in bends.values()}
     for n in nodes:
-        width[lane[n]] = max(width.get(lane[n], 0), round(len(n) * CHAR_W) + BADGE_W + 22)
+        width[lane[n]] = max(width.get(lane[n], 0), round(len(n) * CHAR_W) + BADGE_W + NODE_PAD)
     left, x = {}, PAD
     for k in sorted(width):
         left[k], x = x, x + width[k] + LANE_GAP
@@ -234,9 +235,9 @@ def render_html(report_dict):
     sections = "".join(_section(k, graded[k], starts[k], layout, k == shown) for k in exercises)
     details = "".join(_detail(k, n, graded[k].get(n), n == starts[k]) for k in exercises
                       for n in layout.boxes)
-    count = len(report.batches)
+    batches = len(report.batches)
     facts = (("file", report.source or "solution"), ("dtype", report.dtype),
-             (f"{count} batch{'es' if count != 1 else ''}", "; ".join(report.batches)),
+             (f"{batches} batch{'es' if batches != 1 else ''}", "; ".join(report.batches)),
              ("seed", report.seed))
     notes = "".join(f"<li>{_e(note)}</li>" for note in report.notes)
     return PAGE.format(
@@ -251,7 +252,7 @@ def render_html(report_dict):
 
 
 def _tally(rows):
-    kinds = [kind(r) for r in rows]
+    kinds = [_kind(r) for r in rows]
     return ", ".join(f"{kinds.count(k)} {BADGE[k]}" for k, _, _ in KINDS if k in kinds)
 
 
@@ -263,7 +264,7 @@ def _section(k, rows, start, layout, shown):
     nodes = []
     for name, box in layout.boxes.items():
         row = rows.get(name)
-        what = kind(row) if row else "loss" if name == "loss" else "ungraded"
+        what = _kind(row) if row else "loss" if name == "loss" else "ungraded"
         label = (f"{name}: {row['verdict']}" + (f", {row['cause']}" if row["cause"] else "") if row
                  else f"{name}: not graded in exercise {k}")
         badge = f'<span class="badge">{BADGE[what]}</span>' if row else ""
@@ -297,7 +298,7 @@ def _detail(k, name, row, start):
         body = (f"<p>Not graded in exercise {k}.</p>" + ('<p class="start-note">Start here: the summary says '
                 'the error of the graded rows comes from this gradient.</p>' if start else ""))
     else:
-        what = kind(row)
+        what = _kind(row)
         facts = [("verdict", row["verdict"]), ("cause", row["cause"]), ("upstream", row["upstream"])]
         body = (f'<p class="meaning k-{what}"><span class="badge">{BADGE[what]}</span> '
                 f'{_e(MEANING[what])}</p>'
