@@ -24,6 +24,11 @@ class Report:
         return dict(passed=self.passed, rows=self.rows, dtype=self.dtype, batches=self.batches,
                     seed=self.seed, file=self.source, notes=self.notes, train=self.train)
 
+    @classmethod
+    def from_dict(cls, d):
+        """The Report whose as_dict() is d (a report.json read back)."""
+        return cls(d["rows"], d["dtype"], d["batches"], d["seed"], d["file"], d["notes"], d["train"])
+
     def __str__(self):
         return render(self, "table")
 
@@ -42,6 +47,18 @@ def fmt(value):
     return str(value)
 
 
+def where_to_start(rows):
+    """Where the summary says to start: (row, tensor). The first row, from the loss back, whose
+    own step is wrong (cause local) or whose function raised, and its tensor; else, when the wrong
+    step is not a graded row (exercise 4's intermediates), the first inherited row naming an
+    upstream, and that upstream; else (None, None)."""
+    first = next((r for r in rows if r["cause"] == "local" or r["verdict"] == "error"), None)
+    if first:
+        return first, first["name"]
+    inherited = next((r for r in rows if r["cause"] == "inherited" and r["upstream"]), None)
+    return inherited, inherited and inherited["upstream"]
+
+
 def summary(report):
     """The last line: passed, or where to start."""
     counts = {v: sum(r["verdict"] == v for r in report.rows) for v in VERDICTS}
@@ -52,14 +69,14 @@ def summary(report):
                 f"{given} given ({tally})")
     if report.passed:
         return f"PASSED: nothing wrong ({tally})"
-    first = next((r for r in report.rows if r["cause"] == "local" or r["verdict"] == "error"), None)
-    where = f"; start with exercise {first['exercise']} {first['name']}" if first else ""
-    if first and first["verdict"] == "error":
-        where = f"; start with the error of exercise {first['exercise']}: {first['hint']}"
-    inherited = next((r for r in report.rows if r["cause"] == "inherited" and r["upstream"]), None)
-    if not first and inherited:  # the wrong step is not a graded row (exercise 4's intermediates)
-        where = (f"; start with exercise {inherited['exercise']} d{inherited['upstream']}, "
-                 f"where {inherited['name']}'s error comes from")
+    row, tensor = where_to_start(report.rows)
+    where = ""
+    if row and row["verdict"] == "error":
+        where = f"; start with the error of exercise {row['exercise']}: {row['hint']}"
+    elif row and row["name"] == tensor:
+        where = f"; start with exercise {row['exercise']} {tensor}"
+    elif row:
+        where = f"; start with exercise {row['exercise']} d{tensor}, where {row['name']}'s error comes from"
     return f"FAILED ({tally}){where}"
 
 
