@@ -58,13 +58,14 @@ def available_memory():
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def cap_memory():
+def cap_memory(most=None):
     """The user's code runs in this process: cap the process's address space at what it uses now
-    plus the memory still available, so that a layer or a solution asking for more fails with a
-    MemoryError (said in one line) instead of swapping the machine to a halt."""
+    plus the memory still available (or `most` bytes, if fewer), so that a layer or a solution
+    asking for more fails with a MemoryError (said in one line) instead of swapping the machine to
+    a halt."""
     with open("/proc/self/statm") as f:
         used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")  # address space mapped now
-    cap = used + available_memory()
+    cap = used + min(available_memory(), most or available_memory())
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)

@@ -35,7 +35,8 @@ SOLUTIONS = ROOT / "tests" / "solutions"
 LECTURE = (SOLUTIONS / "lecture_numpy.py").read_text()
 LECTURE_SOLUTION = {}
 exec(compile(LECTURE, "lecture_numpy.py", "exec"), LECTURE_SOLUTION)
-ROW_KEYS = {"exercise", "name", "verdict", "cause", "upstream", "hint", "max_abs_diff", "max_ulp", "rel_err"}
+ROW_KEYS = {"exercise", "name", "verdict", "cause", "upstream", "hint", "max_abs_diff", "max_ulp", "rel_err",
+            "where"}
 # which lines of the lecture's forward read each tensor (its consumers)
 CONSUMERS = {
     "logprobs": ["loss"], "probs": ["logprobs"], "counts_sum_inv": ["probs"],

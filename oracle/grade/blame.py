@@ -194,7 +194,7 @@ def judge(name, value, batch, local_scale, upstream, learner):
         return Grade("exact", figures, hint=note, n=n)
     if not problem and ok and a.allclose:
         return Grade("approximate", figures, hint=rounding, n=n)
-    coarse = coarser_precision(name, value, T, batch, learner)
+    coarse = coarser_precision(name, value if shown is None else shown.astype(value.dtype), T, batch, learner)
     if coarse and problem in ("", "dtype"):
         return Grade("approximate", figures, hint=coarse, n=n)
     parts = {s.out: vjp(s.steps, batch.values, name, s.out, upstream(s.out)).numpy() for s in steps}

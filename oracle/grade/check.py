@@ -9,6 +9,8 @@ template's functions); each exercise's code runs apart on the batches of oracle.
 (oracle.grade.attempts); oracle.grade.blame grades every answer in every batch, and a row is the
 worst over the batches (its figures the largest).
 """
+import ast
+
 import numpy as np
 import torch
 
@@ -22,6 +24,7 @@ from oracle.grade.blame import BatchReference, grade_batch
 from oracle.grade.cases import BLOCK_SIZE, N_EMBD, hard_cases
 from oracle.grade.exercises import EXERCISES
 from oracle.grade.learner import arguments, call
+from oracle.grade.locate import bound
 from oracle.grade.report import Report
 from oracle.grade.sandbox import TIMEOUT, Tick, run_apart
 from oracle.grade.verdicts import VERDICTS, Grade
@@ -98,7 +101,8 @@ def check_solution(path_or_object, exercise=None, dtype=None, batches=4, seed=42
                                      f"{cell.line(e.lineno or 1)})")
             else:
                 grade = Grade("missing", hint="no cell answers it yet")
-            report.rows += [dict(exercise=k, name=name, **combine([grade], labels[:1])) for name in ex.rows]
+            report.rows += [dict(exercise=k, name=name, **combine([grade], labels[:1]), where=None)
+                            for name in ex.rows]
             continue
         if work.kind == "cells" and k == 4:
             rows, report.train = grade_loop(work, ex, dataset, extra, references[0], batches, seed,
@@ -111,7 +115,7 @@ def check_solution(path_or_object, exercise=None, dtype=None, batches=4, seed=42
                                  work.backend) for a, b in zip(attempts, references)]
         for a in attempts:
             report.notes = sorted(set(report.notes) | set(a.notes))
-        report.rows += rows_of(ex, per_batch, labels, attempts)
+        report.rows += rows_of(ex, per_batch, labels, attempts, work)
     if train and work.kind == "functions":
         report.train = lockstep_training(work, train, seed, dtype, data, progress, timeout)
     return report
@@ -131,8 +135,9 @@ def grade_failed(message):
     return Grade("error", hint=message)
 
 
-def rows_of(ex, per_batch, labels, attempts):
-    """The report's rows of one exercise, with the learner's own names noted."""
+def rows_of(ex, per_batch, labels, attempts, work):
+    """The report's rows of one exercise, with the learner's own names noted, and where each
+    gradient was assigned ("where": {"location", "text"}, when the source is known)."""
     rows = []
     for name in ex.rows:
         row = dict(exercise=ex.number, name=name, **combine([g[name] for g in per_batch], labels))
@@ -140,8 +145,30 @@ def rows_of(ex, per_batch, labels, attempts):
         if spelled:
             note = f"read from {spelled}" if spelled.startswith("what") else f"read from your {spelled}"
             row["hint"] = f"{row['hint']} ({note})" if row["hint"] else note
+        row["where"] = assigned_at(work, ex, spelled if spelled and not spelled.startswith("what") else f"d{name}")
         rows.append(row)
     return rows
+
+
+def assigned_at(work, ex, var):
+    """{"location", "text"} of the learner's last statement assigning var for exercise ex, or None."""
+    if work.kind == "cells":
+        places = [(part.cell, stmt) for part in work.plan.parts.get(ex.number, ()) for stmt in part.statements]
+    elif work.cells:
+        body = work.cells[0].parse().body
+        function = next((s for s in body if isinstance(s, ast.FunctionDef) and s.name == ex.function), None)
+        places = [(work.cells[0], s) for s in (function.body if function else ())]
+    else:
+        return None
+    last = None
+    for cell, stmt in places:
+        for node in ast.walk(stmt):
+            if isinstance(node, (ast.Assign, ast.AugAssign)) and var in bound(node):
+                last = (cell, node.lineno)
+    if last is None:
+        return None
+    cell, line = last
+    return dict(location=cell.location(line), text=cell.line(line))
 
 
 # ---------------------------------------------------------------- exercise 4 of a notebook
@@ -161,7 +188,8 @@ def grade_loop(work, ex, dataset, extra, start, batches, seed, data, timeout, tr
     labels = [c.label for c in hard_cases(batches, seed, data)][:len(graded)]
     if not graded:
         why = stopped or "exercise 4's loop took no step"
-        return [dict(exercise=4, name=name, **combine([grade_failed(why)], ["-"])) for name in ex.rows], None
+        return [dict(exercise=4, name=name, **combine([grade_failed(why)], ["-"]), where=None)
+                for name in ex.rows], None
     per_batch = []
     for a in graded:
         dtype = next(iter(a.params.values())).dtype
@@ -170,7 +198,7 @@ def grade_loop(work, ex, dataset, extra, start, batches, seed, data, timeout, tr
     if stopped and len(graded) < batches:
         per_batch.append({name: grade_failed(stopped) for name in ex.rows})
         labels.append("(stopped)")
-    rows = rows_of(ex, per_batch, labels, graded)
+    rows = rows_of(ex, per_batch, labels, graded, work)
     return rows, (training_summary(trained, train, stopped) if train else None)
 
 

@@ -40,7 +40,8 @@ def parser():
     p.add_argument("--seed", type=seed_int, default=DEFAULTS.seed,
                    help=f"initialisation and batches, >= 0 (default: {DEFAULTS.seed})")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    p.add_argument("--out", type=Path, help="also write report.md and report.json into DIR")
+    p.add_argument("--out", type=Path, help="also write report.md, report.json and report.html (the "
+                   "lecture's graph, each tensor coloured by its verdict) into DIR")
     p.add_argument("--timeout", type=positive_float, default=TIMEOUT, metavar="SECONDS",
                    help=f"stop an exercise's code after this long, and report it (default: {TIMEOUT:g})")
     p.add_argument("--train", type=positive_int, metavar="STEPS",
@@ -95,8 +96,10 @@ def main(argv):
             print(f"{PROG}: note: {note}", file=sys.stderr)
         print(json.dumps(report.as_dict()) if args.format == "json" else render(report, args.format))
         if out:
+            from oracle.grade.picture import render_html
             out.write("report.md", render(report, "markdown") + "\n")
             out.write("report.json", json.dumps(report.as_dict(), indent=1) + "\n")
+            out.write("report.html", render_html(report.as_dict()))
     except UserError as e:
         return fail(e)
     except MemoryError:

@@ -107,14 +107,33 @@ def read(node):
     return {n.id for n in walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def gradients(names):
-    """{tensor: variable} of the names that hold a lecture gradient."""
+def gradients(names, aliases=None):
+    """{tensor: variable} of the names that hold a lecture gradient (aliases: {variable: tensor}
+    learned from the learner's own cmp calls, for names that do not say it)."""
     out = {}
     for var in sorted(names):
-        tensor, _ = lecture_name(var)
+        tensor = lecture_name(var)[0] or (aliases or {}).get(var)
         if tensor:
             out.setdefault(tensor, var)
     return out
+
+
+def cmp_aliases(trees):
+    """{variable: tensor} from calls like the lecture's cmp('logits', klogits, logits), whatever
+    the function is called: a label, then a variable that holds no lecture name, then a lecture
+    tensor (or a label that names one)."""
+    aliases = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and len(node.args) >= 3):
+                continue
+            label, var, tensor = node.args[:3]
+            if not (isinstance(label, ast.Constant) and isinstance(label.value, str) and isinstance(var, ast.Name)):
+                continue
+            name = tensor.id if isinstance(tensor, ast.Name) and tensor.id in GRAD_NAMES else label.value
+            if name in GRAD_NAMES and not lecture_name(var.id)[0]:
+                aliases[var.id] = name
+    return aliases
 
 
 def calls(node):
@@ -163,6 +182,7 @@ class Plan:
     exercise 4 (an ast node among its statements), and the cells that do not parse."""
     parts: dict = field(default_factory=dict)
     loop: object = None
+    aliases: dict = field(default_factory=dict)     # {variable: tensor} the learner's cmp calls tell
     unparsed: list = field(default_factory=list)   # (cell, SyntaxError)
     broken: dict = field(default_factory=dict)     # exercise: (cell, SyntaxError) of a cell that answers it
 
@@ -174,7 +194,7 @@ class Plan:
         parts[-1].statements.append(stmt)
 
 
-def kind(stmt):
+def kind(stmt, aliases=None):
     """"loop" (exercise 4), "grad" (assigns a lecture gradient), "io" (reads or writes outside
     the kernel), "setup" (binds or reads what the notebook's setup cells made: the data, the
     parameters, the forward's tensors), "backward" (autograd's own backward), or "other"."""
@@ -183,7 +203,7 @@ def kind(stmt):
     if is_training_loop(stmt):
         return "loop"
     names = bound(stmt)
-    if gradients(names):
+    if gradients(names, aliases):
         return "grad"
     if calls(stmt) & {"backward", "retain_grad", "zero_grad"} or any(
             isinstance(t, ast.Attribute) and t.attr == "grad"
@@ -194,15 +214,15 @@ def kind(stmt):
     return "other"
 
 
-def exercise_of(stmt, owners, cell_markers):
+def exercise_of(stmt, owners, cell_markers, aliases=None):
     """Which exercise a statement that assigns gradients answers."""
-    assigned = gradients(bound(stmt))
+    assigned = gradients(bound(stmt), aliases)
     full = isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets)
     if not full:  # x += ..., x[i] = ...: the exercise that made x
         for tensor in assigned:
             if tensor in owners:
                 return owners[tensor]
-    used = gradients(read(stmt))
+    used = gradients(read(stmt), aliases)
     if set(assigned) & CHAIN_ONLY or set(used) & CHAIN_ONLY:
         return 1
     if "logits" in assigned:
@@ -215,6 +235,13 @@ def exercise_of(stmt, owners, cell_markers):
 def locate(cells):
     """The Plan of a learner's cells."""
     plan, owners, carried = Plan(), {}, set()
+    trees = {}
+    for cell in cells:
+        try:
+            trees[id(cell)] = cell.parse()
+        except SyntaxError:
+            pass
+    plan.aliases = aliases = cmp_aliases(trees.values())
     for cell in cells:
         try:
             body = cell.parse().body
@@ -226,17 +253,17 @@ def locate(cells):
             continue
         comments = "\n".join(line for line in cell.source.splitlines() if line.lstrip().startswith("#"))
         cell_markers = markers(cell.heading + comments) or carried
-        kinds = [kind(s) for s in body]
+        kinds = [kind(s, aliases) for s in body]
         exercises = [None] * len(body)
         for i, (stmt, k) in enumerate(zip(body, kinds)):
             if k == "loop":
                 exercises[i], plan.loop = 4, stmt
             elif k == "grad":
-                exercises[i] = exercise_of(stmt, owners, cell_markers)
+                exercises[i] = exercise_of(stmt, owners, cell_markers, aliases)
                 if isinstance(stmt, ast.Assign):
-                    owners.update(dict.fromkeys(gradients(bound(stmt)), exercises[i]))
+                    owners.update(dict.fromkeys(gradients(bound(stmt), aliases), exercises[i]))
             elif k == "other":  # a cmp, a print, a check of gradients goes with what it reads
-                exercises[i] = next((owners[t] for t in gradients(read(stmt)) if t in owners), None)
+                exercises[i] = next((owners[t] for t in gradients(read(stmt), aliases) if t in owners), None)
         if not any(exercises):
             carried = cell_markers  # a heading, or an exercise's forward check: its marker carries on
             continue

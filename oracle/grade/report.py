@@ -51,12 +51,16 @@ def where_to_start(rows):
     """Where the summary says to start: (row, tensor). The first row, from the loss back, whose
     own step is wrong (cause local) or whose function raised, and its tensor; else, when the wrong
     step is not a graded row (exercise 4's intermediates), the first inherited row naming an
-    upstream, and that upstream; else (None, None)."""
+    upstream, and that upstream; else the first row whose cause cannot be told (an upstream
+    gradient missing), and its tensor; else (None, None)."""
     first = next((r for r in rows if r["cause"] == "local" or r["verdict"] == "error"), None)
     if first:
         return first, first["name"]
     inherited = next((r for r in rows if r["cause"] == "inherited" and r["upstream"]), None)
-    return inherited, inherited and inherited["upstream"]
+    if inherited:
+        return inherited, inherited["upstream"]
+    unknown = next((r for r in rows if r["cause"] == "unknown"), None)  # cannot tell which step
+    return unknown, unknown and unknown["name"]
 
 
 def summary(report):

@@ -14,6 +14,7 @@ import time
 from oracle._userfile import cap_memory
 
 TIMEOUT = 10.0  # seconds the code of one exercise may run, all its batches together (--timeout)
+MEMORY = 2**30  # bytes it may take beyond what check holds: the exercises need a few MB
 
 
 class Tick:
@@ -42,9 +43,9 @@ def run_apart(work, timeout, progress=None):
                 break
             try:
                 message = receive.recv()
-            except EOFError:
+            except EOFError:  # it ended without saying it was done
                 child.join()
-                stopped = None if child.exitcode == 0 else _died(child.exitcode)
+                stopped = _died(child.exitcode)
                 break
             if isinstance(message, _Crash):
                 raise RuntimeError(f"check failed while running the learner's code: {message.text}")
@@ -89,7 +90,7 @@ def _child(work, send, room):
     for fd in (1, 2):  # what the code prints, also from C, goes nowhere
         os.dup2(devnull, fd)
     sys.stdout = sys.stderr = open(os.devnull, "w")
-    cap_memory()
+    cap_memory(MEMORY)
     try:
         work(send.send)
     except Exception:
