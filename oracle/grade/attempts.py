@@ -14,6 +14,7 @@ from numpy_ninja.atomic import GRAD_NAMES
 from numpy_ninja.console import UserError
 from oracle._userfile import describe, import_file
 from oracle.grade.learner import arguments, as_array, call
+from oracle.grade.locate import bound, gradients
 from oracle.grade.notebook import Stepper, Stop, failure, gradients_left, kernel, run
 from oracle.grade.sandbox import run_apart
 from oracle.grade.sources import Cell
@@ -46,25 +47,39 @@ def given(exercise):
     return [k for k in GRAD_NAMES if k not in exercise.rows] if exercise.number in (2, 3) else []
 
 
-def settle(found, stop, rows):
-    """The answers of a run that a Stop ended: an exercise not filled in yet (it raised on its own
-    None) is missing; otherwise the tensors the failing line was computing get the error, those
-    not reached say so, and one row always carries the error, so a raise never passes."""
-    found = dict(found)
-    if stop is None:
-        return found
-    if stop.unfilled:
-        hint = f"not filled in yet (your d{stop.unfilled[0]} is None)"
-        return {t: NotReached(hint) if v is None else v for t, v in found.items()}
-    for tensor in stop.assigned:
-        found[tensor] = Failed(stop.text)
+def settle(found, stops, rows):
+    """The answers of a run that Stops ended (each a part that raised, with the parts after it, for
+    a later cell may give what an earlier one failed to): a Stop whose gradients a later part gives,
+    on a line that only checks (a cmp, a print), or that computed none and came after every row
+    was given, is only a note. Of the others: an
+    exercise not filled in yet (it raised on its own None) is missing; otherwise the tensors the
+    failing line was computing get the error, those not reached say so, and one row always carries
+    the error, so a raise never passes. Returns (answers, notes)."""
+    found, notes, live = dict(found), [], []
+    for stop, later in stops:
+        given_later = set(stop.assigned) <= {t for part in later for s in part.statements
+                                             for t in gradients(bound(s))}
+        if (stop.assigned and given_later) or stop.check or (
+                not stop.assigned and all(found.get(r) is not None for r in rows)):
+            notes.append(f"{stop.text}: passed over, your gradients are graded as the cells after it left them")
+        else:
+            live.append(stop)
+    if not live:
+        return found, notes
+    if any(stop.unfilled for stop in live):
+        unfilled = next(stop.unfilled for stop in live if stop.unfilled)
+        hint = f"not filled in yet (your d{unfilled[0]} is None)"
+        return {t: NotReached(hint) if v is None else v for t, v in found.items()}, notes
+    for stop in live:
+        for tensor in stop.assigned:
+            found[tensor] = Failed(stop.text)
     for tensor, value in found.items():
         if value is None:
-            found[tensor] = NotReached(f"not reached: the code stopped at {stop.where or 'an error'}")
+            found[tensor] = NotReached(f"not reached: the code stopped at {live[0].where or 'an error'}")
     if not any(isinstance(found.get(r), Failed) for r in rows):
         first = next((r for r in rows if isinstance(found.get(r), NotReached)), rows[0])
-        found[first] = Failed(stop.text)
-    return found
+        found[first] = Failed(live[0].text)
+    return found, notes
 
 
 def run_batches(work, timeout, count):
@@ -84,11 +99,13 @@ def cell_attempts(work, exercise, batches, timeout, extra):
 
     def attempt_all(send):
         for batch in batches:
-            ns = kernel(batch, work.backend, true_given, extra)
-            error = run(parts, ns)
-            found, names = gradients_left(ns, want, exclude={f"d{k}" for k in true_given})
-            stop = failure(error, parts, ns, batch.truth) if error else None
-            send(Attempt(settle(found, stop, rows), names, stop and stop.text))
+            ns = kernel(batch, work.backend, true_given, extra, work.plan.spellings)
+            raised = run(parts, ns)
+            exclude = {f"d{k}" for k in true_given} | {v for k in true_given for v in work.plan.spellings.get(k, ())}
+            found, names = gradients_left(ns, want, exclude=exclude)
+            stops = [(failure(e, parts, ns, batch.truth), parts[i + 1:]) for i, e in raised]
+            answers, notes = settle(found, stops, rows)
+            send(Attempt(answers, names, stops[0][0].text if stops else None, notes=notes))
 
     results, _ = run_batches(attempt_all, timeout, len(batches))
     return [r if isinstance(r, Attempt) else Attempt({k: Failed(r) for k in rows}, error=r) for r in results]
@@ -119,10 +136,11 @@ def function_attempts(work, exercise, batches, timeout, extra):
             for tensor, value in from_locals.items():
                 if found.get(tensor) is None and value is not None:
                     found[tensor], names[tensor] = value, local_names.get(tensor, f"d{tensor}")
-            stop = None
+            stops = []
             if error is not None:
-                stop = failure(error, [Part(cell)], local, batch.truth) if cell else Stop(describe(error))
-            send(Attempt(settle(found, stop, rows), names, stop and stop.text, notes=notes))
+                stops = [(failure(error, [Part(cell)], local, batch.truth) if cell else Stop(describe(error)), [])]
+            answers, more = settle(found, stops, rows)
+            send(Attempt(answers, names, stops[0][0].text if stops else None, notes=notes + more))
 
     results, _ = run_batches(attempt_all, timeout, len(batches))
     return [r if isinstance(r, Attempt) else Attempt({k: Failed(r) for k in rows}, error=r) for r in results]
@@ -192,11 +210,13 @@ def loop_attempts(work, exercise, timeout, extra, start, cases, train_batches):
         ns = kernel(start, work.backend, (), extra)
 
         def record(step, found, names, stop):
-            send(Attempt(settle(found, stop, rows), names, stop and stop.text, step["params"],
-                         step["Xb"], step["Yb"]))
+            answers, notes = settle(found, [(stop, [])] if stop else [], rows)
+            send(Attempt(answers, names, stop and stop.text, step["params"], step["Xb"], step["Yb"],
+                         notes=notes))
 
         stepper = Stepper(ns, work.plan.loop, steps_for, record, want)
-        error = run(parts, ns)
+        raised = run(parts, ns)
+        error = next((e for i, e in raised if parts[i].statements and work.plan.loop in parts[i].statements), None)
         if isinstance(error, NotTheLecturesNetwork):
             stop = Stop(str(error))
         else:

@@ -92,6 +92,11 @@ def check_solution(path_or_object, exercise=None, dtype=None, batches=4, seed=42
     labels = [c.label for c in cases]
     extra = kernel_extras(dataset, work.backend)
     report = Report([], dtype.name, labels, seed, work.source)
+    if work.plan and work.plan.differs:
+        cell, line = work.plan.differs[0]
+        report.notes.append(f"your forward pass is not the lecture's ({cell.location(line)}: {cell.line(line)}): "
+                            "check grades the lecture's network, so gradients that depend on the difference "
+                            "can come out wrong")
     for k in numbers:
         ex = EXERCISES[k]
         if work.plan and k not in work.plan.parts:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from numpy_ninja.atomic import GRAD_NAMES, PARAM_NAMES
+from oracle.reference.graph import STEPS
 
 # the tensors exercises 2-4 step over: a gradient of one of these belongs to exercise 1
 CHAIN_ONLY = frozenset(("logprobs", "probs", "counts_sum_inv", "counts_sum", "counts", "norm_logits",
@@ -21,11 +22,13 @@ SUFFIXES = re.compile(r"(_?(fast|simplified|onestep|1step|manual|grad))+$")
 # names the notebook's setup cells bind: a statement binding one is setup, never run for 1-3
 DATA = frozenset(("words", "chars", "stoi", "itos", "Xtr", "Ytr", "Xdev", "Ydev", "Xte", "Yte",
                   "n1", "n2"))
-SETUP = DATA | frozenset(PARAM_NAMES) | frozenset((
+SIZES = frozenset(("vocab_size", "block_size"))  # the data's: check's, never the learner's
+FORWARD = frozenset((
     "emb", "embcat", "hprebn", "bnmeani", "bndiff", "bndiff2", "bnvar", "bnvar_inv", "bnraw",
     "hpreact", "h", "logits", "logit_maxes", "norm_logits", "counts", "counts_sum",
-    "counts_sum_inv", "probs", "logprobs", "loss", "Xb", "Yb", "ix", "n", "batch_size", "g",
-    "parameters", "n_embd", "n_hidden", "vocab_size", "block_size"))
+    "counts_sum_inv", "probs", "logprobs", "loss", "Xb", "Yb", "ix"))
+SETUP = DATA | SIZES | FORWARD | frozenset(PARAM_NAMES) | frozenset((
+    "n", "batch_size", "g", "parameters", "n_embd", "n_hidden"))
 IO_CALLS = frozenset(("open", "urlopen", "urlretrieve", "mount", "system", "run", "Popen", "load",
                       "loadtxt", "read_csv", "get", "read_text", "read_bytes"))
 MARKERS = (
@@ -56,7 +59,7 @@ def lecture_name(var):
         return LECTURE[base], "alias"
     if base in SYNONYMS:
         return SYNONYMS[base], "alias"
-    if len(base) >= 5:
+    if len(base) >= 5 and not base[-1].isdigit():  # dcounts2: a learner's part of dcounts, not it
         near = [k for n, k in LECTURE.items() if len(n) >= 5 and edits(base, n) <= (1 if len(n) < 9 else 2)]
         if len(near) == 1:
             return near[0], "close"
@@ -76,8 +79,9 @@ def edits(a, b):
 # ---------------------------------------------------------------- what a statement does
 
 def bound(node):
-    """The names a statement binds, at any depth of its targets (x, x[i], x.data, (a, b)); a
-    compound statement's inner assignments count, a function's body does not."""
+    """The names a statement binds, at any depth of its targets (x, x[i], x.data, (a, b)) or in
+    place (x.index_add_(...), np.add.at(x, ...)); a compound statement's inner assignments count,
+    a function's body does not."""
     names = set()
     for n in walk(node):
         targets = (n.targets if isinstance(n, ast.Assign) else
@@ -88,6 +92,11 @@ def bound(node):
             names |= {e.id for e in ast.walk(t) if isinstance(e, ast.Name)}
         if isinstance(n, (ast.Import, ast.ImportFrom)):
             names |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):  # in place: x.add_(...), np.add.at(x, ...)
+            if n.func.attr.endswith("_") and not n.func.attr.startswith("_") and isinstance(n.func.value, ast.Name):
+                names.add(n.func.value.id)
+            elif n.func.attr == "at" and n.args and isinstance(n.args[0], ast.Name):
+                names.add(n.args[0].id)
         if isinstance(n, (ast.FunctionDef, ast.ClassDef)):
             names.add(n.name)
     return names
@@ -160,6 +169,10 @@ def updates_parameters(loop):
         if isinstance(n, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "data"
                                              for t in n.targets):
             return True  # p.data = p.data - lr * grad
+        if isinstance(n, ast.Assign) and any(
+                isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
+                and (t.value.id in PARAM_NAMES or t.value.id in ("p", "param")) for t in n.targets):
+            return True  # p[...] = p - lr * g
     return bool(calls(loop) & {"sub_", "add_"})
 
 
@@ -183,6 +196,8 @@ class Plan:
     parts: dict = field(default_factory=dict)
     loop: object = None
     aliases: dict = field(default_factory=dict)     # {variable: tensor} the learner's cmp calls tell
+    spellings: dict = field(default_factory=dict)   # {tensor: the learner's names of its gradient}
+    differs: list = field(default_factory=list)     # (cell, line) of forward lines not the lecture's
     unparsed: list = field(default_factory=list)   # (cell, SyntaxError)
     broken: dict = field(default_factory=dict)     # exercise: (cell, SyntaxError) of a cell that answers it
 
@@ -214,15 +229,22 @@ def kind(stmt, aliases=None):
     return "other"
 
 
+def is_full(stmt):
+    """x = ..., a statement that makes x anew (not x += ..., x[i] = ..., a loop that fills x)."""
+    return isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets)
+
+
 def exercise_of(stmt, owners, cell_markers, aliases=None):
     """Which exercise a statement that assigns gradients answers."""
     assigned = gradients(bound(stmt), aliases)
-    full = isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets)
-    if not full:  # x += ..., x[i] = ...: the exercise that made x
+    used = gradients(read(stmt), aliases)
+    later = [owners[t] for t in used if owners.get(t) in (2, 3)]
+    if later and not set(assigned) & CHAIN_ONLY and not set(used) & CHAIN_ONLY:
+        return later[0]  # the rest of a backward pass from a one-step answer: it goes on from there
+    if not is_full(stmt):  # x += ..., x[i] = ...: the exercise that made x
         for tensor in assigned:
             if tensor in owners:
                 return owners[tensor]
-    used = gradients(read(stmt), aliases)
     if set(assigned) & CHAIN_ONLY or set(used) & CHAIN_ONLY:
         return 1
     if "logits" in assigned:
@@ -251,28 +273,54 @@ def locate(cells):
                 plan.broken.setdefault(exercise, (cell, e))
             carried = markers(cell.heading + cell.source) or carried
             continue
+        if not plan.parts:  # the forward pass comes before the exercises: is it the lecture's?
+            plan.differs += [(cell, stmt.lineno) for stmt in body if other_network(stmt)]
         comments = "\n".join(line for line in cell.source.splitlines() if line.lstrip().startswith("#"))
         cell_markers = markers(cell.heading + comments) or carried
         kinds = [kind(s, aliases) for s in body]
         exercises = [None] * len(body)
+        inits = {}  # tensor: the statement of this cell that made it from no gradient (dC = zeros_like(C))
         for i, (stmt, k) in enumerate(zip(body, kinds)):
             if k == "loop":
                 exercises[i], plan.loop = 4, stmt
             elif k == "grad":
                 exercises[i] = exercise_of(stmt, owners, cell_markers, aliases)
-                if isinstance(stmt, ast.Assign):
-                    owners.update(dict.fromkeys(gradients(bound(stmt), aliases), exercises[i]))
+                made = gradients(bound(stmt), aliases)
+                if is_full(stmt):
+                    owners.update(dict.fromkeys(made, exercises[i]))
+                    if not gradients(read(stmt), aliases):
+                        inits.update(dict.fromkeys(made, i))
+                for tensor in made:  # an initialisation goes with what fills it in
+                    if not is_full(stmt) and tensor in inits and exercises[inits[tensor]] != exercises[i]:
+                        exercises[inits[tensor]] = owners[tensor] = exercises[i]
             elif k == "other":  # a cmp, a print, a check of gradients goes with what it reads
                 exercises[i] = next((owners[t] for t in gradients(read(stmt), aliases) if t in owners), None)
         if not any(exercises):
             carried = cell_markers  # a heading, or an exercise's forward check: its marker carries on
             continue
         carried = set()
-        attach(body, kinds, exercises)
+        attach(body, kinds, exercises, whole_file=len(cells) == 1)
         for stmt, exercise in zip(body, exercises):
             if exercise:
                 plan.add(exercise, cell, stmt)
+            for var in bound(stmt):
+                tensor = lecture_name(var)[0] or aliases.get(var)
+                if tensor and var != f"d{tensor}":
+                    plan.spellings.setdefault(tensor, set()).add(var)
     return plan
+
+
+LECTURE_INPUTS = {s.out: set(s.inputs) for s in STEPS}
+
+
+def other_network(stmt):
+    """A forward line of the learner's that computes one of the lecture's tensors from other
+    tensors than the lecture does (hpreact = embcat @ W1 + b1: no BatchNorm)."""
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+        return False
+    out = stmt.targets[0].id
+    known = set(GRAD_NAMES) | {"loss"}
+    return out in LECTURE_INPUTS and read(stmt) & known != LECTURE_INPUTS[out]
 
 
 def guessed(text):
@@ -283,22 +331,30 @@ def guessed(text):
     return ({2} if "logits" in assigned else set()) | ({3} if "hprebn" in assigned else set())
 
 
-def attach(body, kinds, exercises):
+def attach(body, kinds, exercises, whole_file=False):
     """The statements of a cell that answer nothing go with an exercise, in place (one that reads a
     gradient already went with the exercise that made it): exercise 4's initialisation (what
-    comes before its loop, but not the data) with exercise 4; one that only computes (a
+    comes before its loop, but not the data or a forward pass of its own) with exercise 4; one that only computes (a
     temporary, a print) after the cell's first answer with the exercise of the answers after it
     (or before it, at the end), and the run of such statements just before the first answer with
     that answer's exercise. Setup for exercises 1-3, reading or writing files and autograd's own
-    backward never run."""
+    backward never run. In a whole file of pasted cells, exercise 4 takes only what its loop
+    needs, of all that comes before it."""
     first = next(i for i, e in enumerate(exercises) if e)
     following = None
+    loop = next((stmt for stmt, e in zip(body, exercises) if e == 4), None)
+    needed = read(loop) if loop is not None else set()
     for i in reversed(range(len(body))):
         following = exercises[i] or following
         if exercises[i]:
             continue
-        if following == 4 and kinds[i] in ("setup", "other") and not bound(body[i]) & DATA:
-            exercises[i] = 4
+        stmt = body[i]
+        if following == 4 and kinds[i] in ("setup", "other") and not (
+                bound(stmt) & (DATA | SIZES | FORWARD) or read(stmt) & DATA):
+            if not whole_file or bound(stmt) & needed or (isinstance(stmt, ast.For) and read(stmt) & needed):
+                exercises[i] = 4
+                needed |= read(stmt)
+            continue
         elif kinds[i] == "other" and i > first:
             exercises[i] = following or next(e for e in reversed(exercises[:i]) if e)
     for i in reversed(range(first)):

@@ -4,7 +4,7 @@ forward tensor with its .grad, F, torch, and a cmp that records instead of print
 check's batches at a time; then every gradient the cells leave behind is read by its lecture name.
 
     kernel(batch, backend, given)          the namespace
-    run(parts, namespace)                  the exercise's statements; the exception they raised
+    run(parts, namespace)                  the exercise's statements, cell by cell; what they raised
     gradients_left(namespace, wanted)      {tensor: array}, and under which of the learner's names
     failure(exception, parts, namespace, truth)   what stopped it (a Stop): where, and why
     Stepper                                exercise 4: the learner's training loop, one step per batch
@@ -26,6 +26,9 @@ from oracle.grade.locate import bound, gradients, lecture_name, read
 from oracle.reference.graph import notebook_state
 
 SEED = 2147483647  # the lecture's generator seed
+# learners' own names for what the notebook holds, seen in their notebooks: there too
+SPELLINGS = {"gamma": "bngain", "beta": "bnbias", "h_prebn": "hprebn", "h_preact": "hpreact",
+             "bnmean": "bnmeani", "N": "n"}
 
 
 class Quiet:
@@ -49,11 +52,11 @@ class Recorder:
         self.calls.append((str(s), as_array(dt), self.names.get(id(t))))
 
 
-def kernel(batch, backend, given=(), extra=None):
+def kernel(batch, backend, given=(), extra=None, spellings=None):
     """The namespace for one batch (an oracle.grade.blame.BatchReference): torch tensors as the
     notebook holds them after its forward cell (each with .grad), or NumPy arrays for a NumPy
-    learner; `given`: tensors whose true gradients are there too, as d<name> (what the learner's
-    own exercise 1 left for exercises 2 and 3)."""
+    learner; `given`: tensors whose true gradients are there too, as d<name> and under the
+    learner's own spellings {tensor: names} (what the learner's exercise 1 left for 2 and 3)."""
     if backend == "torch":
         state = notebook_state({k: batch.t[k] for k in PARAM_NAMES}, batch.Xb, batch.Yb)
         tensors = {k: v for k, v in state.items() if k != "n"}
@@ -68,23 +71,25 @@ def kernel(batch, backend, given=(), extra=None):
               batch_size=batch.n, n=batch.n, g=torch.Generator().manual_seed(SEED),
               parameters=[tensors[k] for k in PARAM_NAMES], **tensors, **grads)
     ns.update({k: v for k, v in (extra or {}).items() if k not in ns})
+    ns.update({k: ns[lecture] for k, lecture in SPELLINGS.items()})
+    ns.update({var: ns[f"d{k}"] for k in given for var in (spellings or {}).get(k, ())})
     ns["cmp"] = Recorder({id(v): k for k, v in tensors.items() if k not in ("Xb", "Yb")})
     return ns
 
 
 def run(parts, ns):
-    """Run the statements of each Part in the namespace, in order, as the notebook would: what
-    they print is discarded, warnings are not shown. Returns the exception that stopped them, or
-    None."""
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            for part in parts:
-                code = compile(ast.Module(body=part.statements, type_ignores=[]), part.cell.label, "exec")
-                exec(code, ns)
-    except (Exception, SystemExit) as e:
-        return e
-    return None
+    """Run the statements of each Part in the namespace, in order, as the notebook's cells run: one
+    that raises stops there, and the next goes on. Warnings are not shown. Returns [(the index of
+    a part that raised, its exception)]."""
+    raised = []
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        for i, part in enumerate(parts):
+            try:
+                exec(compile(ast.Module(body=part.statements, type_ignores=[]), part.cell.label, "exec"), ns)
+            except (Exception, SystemExit) as e:
+                raised.append((i, e))
+    return raised
 
 
 def gradients_left(ns, wanted, exclude=()):
@@ -121,11 +126,12 @@ class Stop:
     """What stopped the learner's code: text, one line (what was raised, where, and which
     gradient made that line fail and why); where, the place; assigned, the tensors whose
     gradients that line was computing; unfilled, the gradients still None when it raised on a
-    None (an exercise not filled in yet, not an error)."""
+    None (an exercise not filled in yet, not an error); check, whether that line only checks."""
     text: str
     where: str = ""
     assigned: tuple = ()
     unfilled: tuple = ()
+    check: bool = False  # the failing line only checks (a cmp, a print, an assert): it gives nothing
 
 
 def failure(error, parts, ns, truth):
@@ -135,6 +141,7 @@ def failure(error, parts, ns, truth):
     text = f"{type(error).__name__}: {error}".rstrip(": ")
     if isinstance(error, MemoryError) or "can't allocate memory" in str(error):
         text = "out of memory"
+    missing = getattr(error, "name", None) if isinstance(error, NameError) else None
     unfilled = tuple(sorted(t for var, t in ((v, lecture_name(v)[0]) for v in ns if ns[v] is None) if t)
                      ) if "NoneType" in str(error) else ()
     if not frames:
@@ -157,7 +164,23 @@ def failure(error, parts, ns, truth):
             culprits.append(f"your {var} is {str(value.dtype).split('.')[-1]} where {tensor} is {want.dtype}")
     if culprits:
         text += ": " + "; ".join(culprits)
-    return Stop(text, where, tuple(gradients(bound(stmt)) if stmt else ()), unfilled)
+    if missing and lecture_name(missing)[0]:
+        text += f"; no line before it assigns {missing}"
+    elif missing:
+        text += ("; check runs the exercise cells alone, with the names the lecture's notebook "
+                 "defines, and a name of your own setup's is not there")
+    assigned = tuple(gradients(bound(stmt)) if stmt else ())
+    return Stop(text, where, assigned, unfilled, is_check(stmt) and not assigned)
+
+
+def is_check(stmt):
+    """A line that only looks at gradients: an assert, a print, a cmp, a plot of one."""
+    if isinstance(stmt, ast.Assert):
+        return True
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return False
+    func = stmt.value.func
+    return getattr(func, "id", None) in ("print", "cmp", "display") or bool(gradients(read(stmt)))
 
 
 def innermost(tree, line):

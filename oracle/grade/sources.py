@@ -119,9 +119,11 @@ MARKDOWN_CELL = re.compile(r"\[markdown\]|\[md\]")
 
 
 def script_cells(text):
-    """A .py's cells: cut at `# %%`, `# In[ ]:` or `# COMMAND ----` lines; a file without them is
-    one cell (its statements are told apart later, by what each one does). Jupytext's markdown
-    cells (`# %% [markdown]`) become headings."""
+    """A .py's cells: cut at `# %%`, `# In[ ]:` or `# COMMAND ----` lines, or a marimo notebook's
+    @app.cell functions; a file without them is one cell (its statements are told apart later, by
+    what each one does). Jupytext's markdown cells (`# %% [markdown]`) become headings."""
+    if re.search(r"^import marimo\b", text, re.M) and re.search(r"^@app\.cell", text, re.M):
+        return marimo_cells(text)
     lines = text.split("\n")
     starts = [i for i, line in enumerate(lines) if CELL_START.match(line)]
     if not starts:
@@ -138,6 +140,26 @@ def script_cells(text):
         cells.append(Cell(0, ipython_to_python(body), first_line=body_start + 1,
                           heading="\n".join(heading)))
         heading = []
+    return cells
+
+
+def marimo_cells(text):
+    """The bodies of a marimo notebook's @app.cell functions, dedented (their parameters are the
+    names they take from other cells, which the kernel holds); the trailing return is left out."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return [Cell(0, text)]
+    lines, cells = text.split("\n"), []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and any("app.cell" in ast.unparse(d) for d in node.decorator_list):
+            body = node.body[:-1] if isinstance(node.body[-1], ast.Return) else node.body
+            if not body:
+                continue
+            first, last = body[0].lineno, body[-1].end_lineno
+            chunk = lines[first - 1:last]
+            indent = min(len(line) - len(line.lstrip()) for line in chunk if line.strip())
+            cells.append(Cell(0, "\n".join(line[indent:] for line in chunk), first_line=first))
     return cells
 
 
