@@ -33,6 +33,7 @@ class Attempt:
     Xb: np.ndarray = None
     Yb: np.ndarray = None
     notes: list = field(default_factory=list)
+    label: str = ""
 
 
 def wanted(exercise):
@@ -203,8 +204,9 @@ def loop_attempts(work, exercise, timeout, extra, start, cases, train_batches):
 
     def steps_for(shapes):
         E, H = lecture_sizes(shapes, extra["vocab_size"], extra["block_size"])
-        graded = [(c.Xb, c.Yb, c.params) for c in cases(E, H)]
-        return graded + [(Xb, Yb, Stepper.INIT if i == 0 else None) for i, (Xb, Yb) in enumerate(train_batches)]
+        graded = [(c.Xb, c.Yb, c.params, c.label) for c in cases(E, H)]
+        return graded + [(Xb, Yb, Stepper.INIT if i == 0 else None, f"training step {i}")
+                         for i, (Xb, Yb) in enumerate(train_batches)]
 
     def attempt_all(send):
         ns = kernel(start, work.backend, (), extra)
@@ -212,7 +214,7 @@ def loop_attempts(work, exercise, timeout, extra, start, cases, train_batches):
         def record(step, found, names, stop):
             answers, notes = settle(found, [(stop, [])] if stop else [], rows)
             send(Attempt(answers, names, stop and stop.text, step["params"], step["Xb"], step["Yb"],
-                         notes=notes))
+                         notes=notes, label=step["label"]))
 
         stepper = Stepper(ns, work.plan.loop, steps_for, record, want)
         raised = run(parts, ns)

@@ -92,10 +92,11 @@ def plain(params, X, Y, rng):
 BUILDERS = (small, tied, variance)
 
 
-def hard_cases(count=4, seed=42, data_path=None, n_embd=N_EMBD, n_hidden=N_HIDDEN):
+def hard_cases(count=4, seed=42, data_path=None, n_embd=N_EMBD, n_hidden=N_HIDDEN, dataset=None):
     """`count` batches: the three hard cases, then plain batches of 32; a function of the seed
-    (and of the network's sizes: exercise 4's has the learner's own)."""
-    data = load_dataset(data_path or default_data_path(), BLOCK_SIZE, seed)
+    (and of the network's sizes: exercise 4's has the learner's own). dataset: the names at
+    BLOCK_SIZE with this seed, if already loaded."""
+    data = dataset or load_dataset(data_path or default_data_path(), BLOCK_SIZE, seed)
     X, Y = data.splits["train"]
     model = models.mlp(len(data.vocab), BLOCK_SIZE, n_embd, n_hidden, seed=seed, dtype=np.float64)
     params = atomic.params_from_mlp(model)

@@ -87,7 +87,7 @@ def check_solution(path_or_object, exercise=None, dtype=None, batches=4, seed=42
     if train and (4 not in found or work.plan and 4 not in work.plan.parts):
         raise SolutionError("training needs exercise 4")
     dataset = load_dataset(data or default_data_path(), BLOCK_SIZE, seed)
-    cases = hard_cases(batches, seed, data)
+    cases = hard_cases(batches, seed, dataset=dataset)
     references = [BatchReference.of(c.params, c.Xb, c.Yb, dtype) for c in cases]
     labels = [c.label for c in cases]
     extra = kernel_extras(dataset, work.backend)
@@ -111,7 +111,7 @@ def check_solution(path_or_object, exercise=None, dtype=None, batches=4, seed=42
             continue
         if work.kind == "cells" and k == 4:
             rows, report.train = grade_loop(work, ex, dataset, extra, references[0], batches, seed,
-                                            data, timeout, train if train else 0)
+                                            timeout, train if train else 0)
             report.rows += rows
             continue
         run = cell_attempts if work.kind == "cells" else function_attempts
@@ -178,19 +178,19 @@ def assigned_at(work, ex, var):
 
 # ---------------------------------------------------------------- exercise 4 of a notebook
 
-def grade_loop(work, ex, dataset, extra, start, batches, seed, data, timeout, train):
+def grade_loop(work, ex, dataset, extra, start, batches, seed, timeout, train):
     """Exercise 4's training loop stepped on the hard cases (rows), then `train` steps of the
     learner's own training from its own initialisation, each step's gradients held against
     autograd's at the same parameters and batch (the train summary)."""
     X, Y = dataset.splits["train"]
     train_batches = [(X[r], Y[r]) for r in (batch_rows(seed, len(Y), 32, k) for k in range(train))]
 
-    def cases(n_embd, n_hidden):
-        return hard_cases(batches, seed, data, n_embd=n_embd, n_hidden=n_hidden)
+    def cases(n_embd, n_hidden):  # called in the child, with the learner's sizes
+        return hard_cases(batches, seed, n_embd=n_embd, n_hidden=n_hidden, dataset=dataset)
 
     attempts, stopped = loop_attempts(work, ex, timeout * (1 + train / 100), extra, start, cases, train_batches)
     graded, trained = attempts[:batches], attempts[batches:]
-    labels = [c.label for c in hard_cases(batches, seed, data)][:len(graded)]
+    labels = [a.label for a in graded]
     if not graded:
         why = stopped or "exercise 4's loop took no step"
         return [dict(exercise=4, name=name, **combine([grade_failed(why)], ["-"]), where=None)

@@ -202,11 +202,11 @@ class Stepper:
     replaces it (and n, batch_size), and the parameters take the step's values: a hard case's, the
     learner's own initialisation again (INIT), or, with None, whatever the last update left. After
     each step, record(step, found, names, stop) receives what it left: step is {"params" (before
-    the update), "Xb", "Yb"}, found and names as gradients_left's, stop what stopped it (a Stop,
-    or None).
+    the update), "Xb", "Yb", "label"}, found and names as gradients_left's, stop what stopped it
+    (a Stop, or None).
 
     steps: called at the first step (the loop's own initialisation has run by then) with the
-    learner's parameter shapes {name: shape}, returns the plan [(Xb, Yb, values)]."""
+    learner's parameter shapes {name: shape}, returns the plan [(Xb, Yb, values, label)]."""
 
     INIT = "the learner's initialisation"
 
@@ -238,7 +238,7 @@ class Stepper:
         if self.plan is None:
             self.plan = self.steps_for({k: tuple(getattr(v, "shape", ())) for k, v in params.items()})
             self.init = {k: v.detach().clone() for k, v in params.items()}
-        Xb, Yb, values = self.plan[self.current]
+        Xb, Yb, values, _ = self.plan[self.current]
         ns["Xb"], ns["Yb"] = torch.from_numpy(np.array(Xb)), torch.from_numpy(np.array(Yb))
         ns["n"] = ns["batch_size"] = len(Yb)
         values = self.init if values is Stepper.INIT else values or {}
@@ -255,8 +255,8 @@ class Stepper:
         self.done.add(k)
         found, names = gradients_left(self.ns, self.wanted)
         found.update(self.grads_list())
-        Xb, Yb, _ = self.plan[k]
-        self.record(dict(params=self.start, Xb=np.array(Xb), Yb=np.array(Yb)), found, names, stop)
+        Xb, Yb, _, label = self.plan[k]
+        self.record(dict(params=self.start, Xb=np.array(Xb), Yb=np.array(Yb), label=label), found, names, stop)
 
     def grads_list(self):
         """The loop's `grads`, paired with its `parameters` by identity: the order the update uses."""

@@ -7,6 +7,7 @@ commented out in place, so every line keeps its number and a message can point a
 line 3" in a notebook, "line 40" in a .py."""
 import ast
 import codecs
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -50,8 +51,14 @@ class Cell:
         return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
     def parse(self):
-        """The cell's statements with line numbers of the cell's source, or a SyntaxError."""
-        return ast.parse(self.source, self.label)
+        """The cell's statements with line numbers of the cell's source, or a SyntaxError (parsed
+        once: the same tree each time)."""
+        return _parse(self.source, self.label)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(source, label):
+    return ast.parse(source, label)
 
 
 def read_cells(path):
