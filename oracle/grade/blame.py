@@ -187,22 +187,22 @@ def judge(name, value, batch, local_scale, upstream, learner):
         if np.isfinite(a.max_abs_diff):
             figures = dict(max_abs_diff=a.max_abs_diff, max_ulp=None if zero else a.max_ulp,
                            rel_err=a.max_rel_err if np.isfinite(a.max_rel_err) else None)
+            # a gradient zero up to rounding: its ULP distances count the representable numbers
+            # around 0 between two roundings, which means nothing
     rounding = note or rounding_hint(dtype)
-    if zero:  # its ULP distances count representable numbers around 0: meaningless
-        rounding += " (a gradient that is zero up to rounding here: no ULP distance)"
     if not problem and a.exact:
-        return Grade("exact", figures, hint=note, n=n)
+        return Grade("exact", figures, hint=note, n=n, zero=zero)
     if not problem and ok and a.allclose:
-        return Grade("approximate", figures, hint=rounding, n=n)
+        return Grade("approximate", figures, hint=rounding, n=n, zero=zero)
     coarse = coarser_precision(name, value if shown is None else shown.astype(value.dtype), T, batch, learner)
     if coarse and problem in ("", "dtype"):
-        return Grade("approximate", figures, hint=coarse, n=n)
+        return Grade("approximate", figures, hint=coarse, n=n, zero=zero)
     parts = {s.out: vjp(s.steps, batch.values, name, s.out, upstream(s.out)).numpy() for s in steps}
     expected = sum(parts.values())
     step_ok = fit is not None and within(fit, np.asarray(expected, dtype), local_scale, dtype)[1]
     if not problem and ok and (step_ok or right_step(fit, name, steps, batch, local_scale)):
-        return Grade("approximate", figures, hint=rounding, n=n)
-    grade = Grade("wrong", figures, n=n)
+        return Grade("approximate", figures, hint=rounding, n=n, zero=zero)
+    grade = Grade("wrong", figures, n=n, zero=zero)
     broken = tuple(s.out for s in steps if s.out in arrays and s.out not in usable)
     # a wrong shape made by an upstream answer of a wrong shape, broadcast through a right step
     misshapen = tuple(s.out for s in steps if s.out in arrays and arrays[s.out].shape != oracle_shape(s.out, batch)

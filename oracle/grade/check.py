@@ -47,6 +47,9 @@ def combine(grades, labels):
         seen = [g.figures[key] for g in grades if g.figures and g.figures[key] is not None]
         figures[key] = max(seen) if seen else None
     row = dict(verdict=verdict, cause=None, upstream=None, hint=None, **figures)
+    compared = [g for g in grades if g.figures]
+    if compared and all(g.zero for g in compared):  # no ULP distance means anything
+        row["max_ulp"] = None
     hit = [(g, label) for g, label in zip(grades, labels) if g.verdict == verdict]
     if verdict == "wrong":
         local = [(g, label) for g, label in hit if g.cause == "local"]
@@ -60,6 +63,8 @@ def combine(grades, labels):
         row["hint"] = hit[0][0].hint
     if verdict in ("wrong", "error") and len(hit) < len(grades):
         row["hint"] = (row["hint"] or "") + f" [in batch {'; '.join(label for _, label in hit)}]"
+    if compared and all(g.zero for g in compared):
+        row["hint"] = (row["hint"] + "; " if row["hint"] else "") + "its true gradient is zero up to rounding: no ULP distance"
     return row
 
 

@@ -38,7 +38,7 @@ KINDS = (
     ("local", "local", "wrong: this step is wrong, given your gradients of the tensors it feeds"),
     ("inherited", "inherited", "wrong: this step is right; the error comes from upstream"),
     ("unknown", "unknown", "wrong: cannot tell whose error it is, an upstream gradient is missing"),
-    ("missing", "missing", "not returned"),
+    ("missing", "missing", "not given yet, or not reached"),
     ("approximate", "approx", "within the tolerance: rounding only"),
     ("exact", "exact", "bitwise equal to autograd"),
 )

@@ -22,6 +22,7 @@ class Grade:
     n: int = 0                    # the batch's size
     local_hint: str = field(default="", repr=False)  # a local row's diagnosis, for inherited hints
     reached: bool = True          # False: the learner's code stopped before it, in this batch
+    zero: bool = False            # its true gradient is zero up to rounding in this batch
 
 
 @dataclass(frozen=True)
