@@ -11,7 +11,14 @@ Element by element allclose cannot hold in float32: an element that is a sum of 
 `scale` cancelling to something small carries rounding of order eps32 * scale whatever its own
 size, and two correct implementations summing in different orders differ there. The
 element-wise verdict is still reported, as `allclose`.
+
+A check that has measured how much rounding a result can carry at its input (check-layer does, for
+a layer that says nothing of its terms: docs/tolerances.md, "Measured rounding") passes it as
+``noise``, an element-wise absolute allowance added to the policy's tolerance. Where that
+allowance reaches the result's scale, any answer of the result's size would pass: the result is
+then set aside, not judged.
 """
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -82,33 +89,69 @@ class Comparison:
     name: str
     dtype: str            # the dtype whose policy applies: ours'
     agreement: Agreement  # None when the shapes differ
-    passed: bool
+    passed: bool          # not shown wrong (a result set aside is not)
     message: str = ""     # one line saying why it fails; "" when it passes
+    # at the element nearest to (or furthest beyond) its tolerance: |ours - ref| there, and the
+    # noise allowance there (0 without one)
+    abs_diff: float = 0.0
+    noise: float = 0.0
+    set_aside: str = ""   # why the result is not judged: its noise allowance reaches its scale
+
+    @property
+    def rel_err(self):
+        """|ours - ref| relative to agreement.scale at that element (the largest without noise)."""
+        a = self.agreement
+        return self.abs_diff / a.scale if a and a.scale else (math.inf if self.abs_diff else 0.0)
 
     @property
     def rel_tolerance(self):
-        """The largest relative error the policy accepts here (against agreement.scale)."""
+        """The largest relative error accepted at that element (against agreement.scale): the
+        policy's, plus the noise allowance there."""
         a = self.agreement
-        return tolerance(self.dtype, a.scale) / a.scale if a and a.scale else 0.0
+        return (tolerance(self.dtype, a.scale) + self.noise) / a.scale if a and a.scale else 0.0
 
 
-def check_tensor(name, ours, ref, terms=None):
+def check_tensor(name, ours, ref, terms=None, noise=None):
     """ours against the reference ref under the policy for ours' dtype (ref is cast to it).
     terms: the magnitudes of the terms the result is summed from (an array, or its largest
-    value), which its error is measured against (``Module.terms``); None: ref's own magnitude."""
+    value), which its error is measured against (``Module.terms``); None: ref's own magnitude.
+    noise: an absolute allowance for rounding measured at this input (an array broadcasting to
+    ours, or a number), added element by element to the policy's tolerance; where its largest
+    value reaches the scale the result is set aside (``Comparison.set_aside``), not judged."""
     ours, ref = np.asarray(ours), np.asarray(ref)
     dtype = ours.dtype.name
     if ours.shape != ref.shape:
         return Comparison(name, dtype, None, False,
                           f"{name} has shape {ours.shape}, the reference {ref.shape}")
     scale = None if terms is None else float(np.max(terms, initial=0.0))
-    c = Comparison(name, dtype, agreement(ours, ref.astype(ours.dtype, copy=False), scale), True)
+    ref = ref.astype(ours.dtype, copy=False)
+    c = Comparison(name, dtype, agreement(ours, ref, scale), True)
     a = c.agreement
-    if not a.passes(dtype):
+    policy = tolerance(dtype, a.scale)
+    if noise is None:
+        c.abs_diff = a.max_abs_diff
+        if not a.passes(dtype):
+            c.passed = False
+            c.message = (f"{name} differs by {a.max_rel_err:.3g} of its scale (tolerance "
+                         f"{c.rel_tolerance:.3g})" if a.scale else
+                         f"{name} is {a.max_abs_diff:.3g} at most where the reference is exactly 0")
+        return c
+    noise = np.broadcast_to(np.where(np.isnan(noise), np.inf, noise), ours.shape)
+    if noise.size and 0 < noise.max() >= a.scale:
+        c.set_aside = f"{name} is rounding noise at such inputs"
+        return c
+    diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
+    over = np.where(np.isnan(diff), np.inf, diff - (policy + noise))
+    if not over.size:
+        return c
+    at = np.unravel_index(np.argmax(over), over.shape)
+    c.abs_diff, c.noise = float(diff[at]), float(noise[at])
+    if over[at] > 0:
         c.passed = False
-        c.message = (f"{name} differs by {a.max_rel_err:.3g} of its scale (tolerance "
-                     f"{c.rel_tolerance:.3g})" if a.scale else
-                     f"{name} is {a.max_abs_diff:.3g} at most where the reference is exactly 0")
+        c.message = (f"{name} differs by {c.rel_err:.3g} of its scale (tolerance "
+                     f"{c.rel_tolerance:.3g}: the policy's {policy / a.scale:.3g} plus "
+                     f"{c.noise / a.scale:.3g} for the rounding measured there)" if a.scale else
+                     f"{name} is {c.abs_diff:.3g} where the reference is exactly 0")
     return c
 
 

@@ -114,8 +114,11 @@ def test_example_layer_passes_with_its_twin_and_torch_free():
     r = cli("check-layer", f"{EXAMPLE}:make_layer", "--features", "8", "--ndim", "2,3",
             "--twin", f"{EXAMPLE}:twin", "--max-examples", "50", "--format", "json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"passed": True, "examples": json.loads(r.stdout)["examples"],
-                                    "counterexample": None}
+    report = json.loads(r.stdout)
+    assert report == {"passed": True, "examples": report["examples"], "counterexample": None,
+                      "set_aside": report["set_aside"]}
+    assert set(report["set_aside"]) == {"count", "reason"}
+    assert report["set_aside"]["count"] <= report["examples"] / 2
     r = cli("check-layer", f"{EXAMPLE}:make_layer", "--features", "8", "--ndim", "2,3",
             "--max-examples", "50", block=("torch",))
     assert r.returncode == 0, r.stderr
