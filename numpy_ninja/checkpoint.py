@@ -1,5 +1,5 @@
-"""Checkpoints: one .npz holding parameters, BatchNorm buffers, vocabulary, RunConfig, step, loss
-history and training time. Written atomically, only when every array is finite. Read without
+"""Checkpoints: one .npz holding parameters, BatchNorm buffers, the optimizer's state (AdamW's
+moments), vocabulary, RunConfig, step, loss history and training time. Written atomically, only when every array is finite. Read without
 pickles, and checked against the configuration before anything is allocated: the work of
 loading is bounded by the file's size."""
 import json
@@ -13,11 +13,14 @@ from .config import ConfigError, RunConfig
 from .console import UserError
 from .data import BOUNDARY, Vocab
 from .files import write_atomic
-from .models import build_model, state_shapes
+from .models import build_model, parameter_count, state_shapes
+from .optim import optimizer_state_shapes
 from .train import is_finite
 
 FORMAT = "numpy-ninja checkpoint"
-VERSION = 2
+VERSION = 3
+READS = (2, 3)  # version 2: the lecture's models before makemore's, no optimizer state
+ADDED_IN_3 = ("n_embd2", "n_layer", "n_head", "weight_decay")  # settings a version-2 config lacks
 
 
 class CheckpointError(UserError, ValueError):
@@ -36,14 +39,16 @@ class Checkpoint:
     step: int          # SGD steps done
     lossi: np.ndarray  # float32 (step,): the batch loss of each step
     seconds: float     # training time of those steps, over every session of the run
+    optimizer_state: dict  # the optimizer's state_dict() ({} for SGD)
 
 
-def save_checkpoint(path, model, vocab, config, step, lossi, seconds):
+def save_checkpoint(path, model, vocab, config, step, lossi, seconds, optimizer_state=None):
     """Write atomically (files.write_atomic). A model with a non-finite array raises
     NonFiniteModel and writes nothing; an OSError leaves the previous checkpoint as it was."""
     if not is_finite(model):
         raise NonFiniteModel("the model has non-finite parameters or running statistics")
     arrays = {f"state/{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"optim/{k}": v for k, v in (optimizer_state or {}).items()})
     arrays.update(
         format=np.array(FORMAT), version=np.array(VERSION), config=np.array(json.dumps(config.to_dict())),
         vocab=np.array(vocab.chars), step=np.array(step, np.int64),
@@ -85,10 +90,13 @@ def read(zf, headers, name):
         return np.lib.format.read_array(f, allow_pickle=False)
 
 
-def check_layout(path, headers, config, vocab_size):
+def check_layout(path, headers, config, vocab_size, version):
     """Every array the configuration implies, with its shape and dtype, and nothing else."""
     expected = {f"state/{k}": (shape, np.dtype(config.dtype)) for k, shape in state_shapes(config, vocab_size).items()}
-    state = {k for k in headers if k.startswith("state/")}
+    if version >= 3:
+        optim = optimizer_state_shapes(config, parameter_count(config, vocab_size))
+        expected.update({f"optim/{k}": v for k, v in optim.items()})
+    state = {k for k in headers if k.startswith(("state/", "optim/"))}
     if state != set(expected):
         missing, extra = sorted(set(expected) - state), sorted(state - set(expected))
         raise CheckpointError(f"{path}: its arrays do not match its configuration "
@@ -96,7 +104,7 @@ def check_layout(path, headers, config, vocab_size):
     for name, (shape, dtype) in expected.items():
         got_shape, got_dtype, _ = headers[name]
         if got_shape != shape or got_dtype != dtype:
-            raise CheckpointError(f"{path}: {name[len('state/'):]} is {got_shape} {got_dtype}, its "
+            raise CheckpointError(f"{path}: {name.split('/', 1)[1]} is {got_shape} {got_dtype}, its "
                                   f"configuration implies {shape} {dtype}")
 
 
@@ -136,15 +144,21 @@ def _load(zf, path):
     if str(read(zf, headers, "format")) != FORMAT:
         raise CheckpointError(f"{path}: not a numpy-ninja checkpoint")
     version = int(read(zf, headers, "version"))
-    if version != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {version}, this numpy-ninja reads version {VERSION}")
-    config = RunConfig.from_dict(json.loads(str(read(zf, headers, "config"))))
+    if version not in READS:
+        raise CheckpointError(f"{path}: checkpoint version {version}, this numpy-ninja reads versions "
+                              f"{' and '.join(map(str, READS))}")
+    settings = json.loads(str(read(zf, headers, "config")))
+    if version == 2 and isinstance(settings, dict):
+        settings.update({k: None for k in ADDED_IN_3 if k not in settings})
+    config = RunConfig.from_dict(settings)
+    if config.sequences and config.block_size is None:
+        raise CheckpointError(f"{path}: its configuration has no block size")
     chars = str(read(zf, headers, "vocab"))
     if (list(chars) != sorted(set(chars)) or BOUNDARY in chars or not chars
             or any(c.isspace() for c in chars)):
         raise CheckpointError(f"{path}: damaged vocabulary {chars!r}")
     vocab = Vocab(chars)
-    check_layout(path, headers, config, len(vocab))
+    check_layout(path, headers, config, len(vocab), version)
     step = int(read(zf, headers, "step"))
     if not 0 <= step <= config.steps or headers["lossi"][0] != (step,):
         raise CheckpointError(f"{path}: inconsistent step count ({step}) and loss history")
@@ -154,7 +168,14 @@ def _load(zf, path):
     state = {k[len("state/"):]: read(zf, headers, k) for k in headers if k.startswith("state/")}
     if not all(np.isfinite(a).all() for a in state.values()):
         raise CheckpointError(f"{path}: the model is not finite (a diverged run)")
+    optim = {k[len("optim/"):]: read(zf, headers, k) for k in headers if k.startswith("optim/")}
+    if not all(np.isfinite(a).all() for a in optim.values()) or (
+            "exp_avg_sq" in optim and (optim["exp_avg_sq"] < 0).any()):
+        raise CheckpointError(f"{path}: damaged optimizer state")
+    if "step" in optim and int(optim["step"]) != step:
+        raise CheckpointError(f"{path}: its optimizer's step count ({int(optim['step'])}) is not "
+                              f"the run's ({step})")
     model = build_model(config, len(vocab))
     model.load_state_dict(state)
     model.eval()
-    return Checkpoint(model, vocab, config, step, lossi, seconds)
+    return Checkpoint(model, vocab, config, step, lossi, seconds, optim)

@@ -8,10 +8,10 @@ import sys
 
 from . import run
 from .checkpoint import load_checkpoint
-from .config import DEFAULTS, DTYPES, MODEL_DEFAULTS, ConfigError, RunConfig
+from .config import DEFAULTS, DTYPES, LECTURE_MODELS, MAKEMORE_MODELS, MODEL_DEFAULTS, ConfigError, RunConfig, option_name
 from .console import UserError, error
-from .data import (DataError, count_examples, data_path, data_ref, default_data_path, describe_data,
-                   build_dataset, load_words, split_words, words_sha256)
+from .data import (DataError, build_examples, count_examples, data_path, data_ref, default_data_path,
+                   describe_data, load_words, split_words, words_sha256)
 from .files import reason
 from .resources import check_memory
 from .run import EXIT_INTERRUPTED, SPLITS, loss_table
@@ -25,21 +25,18 @@ class CLIError(UserError):
     """A command line that cannot be carried out."""
 
 
-def option(name):
-    return "--" + name.replace("_", "-")
-
-
 # ---------------------------------------------------------------- train
 
 TRAIN_SETTINGS = ("data", "model", "steps", "batch_size", "seed", "dtype", "lr", "lr_final",
-                  "lr_decay_step", "block_size", "n_embd", "n_hidden", "checkpoint_every")
+                  "lr_decay_step", "weight_decay", "block_size", "n_embd", "n_hidden", "n_embd2",
+                  "n_layer", "n_head", "checkpoint_every")
 RESUME_SETTINGS = ("lr", "lr_final")  # what --resume may change, from the checkpoint's step on
 
 
 def cmd_train(args):
     given = {k: getattr(args, k) for k in TRAIN_SETTINGS if getattr(args, k) is not None}
     if args.resume is not None:
-        fixed = [option(k) for k in given if k not in RESUME_SETTINGS] + (["--out"] if args.out else [])
+        fixed = [option_name(k) for k in given if k not in RESUME_SETTINGS] + (["--out"] if args.out else [])
         if fixed:
             raise CLIError(f"--resume continues with the run's own configuration (only --lr and "
                            f"--lr-final may change); drop {' '.join(fixed)}")
@@ -72,38 +69,61 @@ def run_words(config, given, option="--data"):
     return path, words
 
 
+def check_lengths(words, config, path):
+    """A sequence model reads words of at most block_size - 1 characters."""
+    longest = max(words, key=len)
+    if config.sequences and len(longest) >= config.block_size:
+        raise CLIError(f"{path}: the word {longest!r} has {len(longest)} characters; this model reads "
+                       f"words of at most {config.block_size - 1}")
+
+
 def cmd_eval(args):
     ckpt = load_checkpoint(args.checkpoint)
-    path, words = run_words(ckpt.config, args.data)
+    config = ckpt.config
+    path, words = run_words(config, args.data)
     check_vocab(words, ckpt.vocab, path)
-    parts = dict(zip(SPLITS, split_words(words, ckpt.config.seed)))
-    check_memory(ckpt.config, len(ckpt.vocab), count_examples(words), training=False)
-    losses = {k: split_loss(ckpt.model, *build_dataset(ws, ckpt.vocab, ckpt.config.block_size))
+    check_lengths(words, config, path)
+    parts = dict(zip(SPLITS, split_words(words, config.seed)))
+    check_memory(config, len(ckpt.vocab), count_examples(words, config.sequences), training=False)
+    losses = {k: split_loss(ckpt.model, *build_examples(ws, ckpt.vocab, config.block_size, config.sequences))
               for k, ws in parts.items()}
     print(loss_table(losses))
     return 0
+
+
+MARKS = {"train": " *", "held out": " +"}  # after a sampled name found in the training split, or
+#                                             in the validation or test split (a real name not trained on)
 
 
 def cmd_sample(args):
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         raise CLIError(f"--temperature must be a finite number > 0, got {args.temperature}")
     ckpt = load_checkpoint(args.checkpoint)
+    config = ckpt.config
     unknown = [c for c in dict.fromkeys(args.prefix) if c not in ckpt.vocab.chars]  # as typed
     if unknown:
         raise CLIError(f"--prefix: characters the model has never seen: {''.join(unknown)!r}")
-    check_memory(ckpt.config, len(ckpt.vocab), min(args.n, CHUNK), training=False)  # a chunk's contexts
+    if config.sequences and len(args.prefix) >= config.block_size - 1:
+        raise CLIError(f"--prefix: this model writes names of at most {config.block_size - 1} "
+                       f"characters; leave room for at least one after the prefix")
+    check_memory(config, len(ckpt.vocab), min(args.n, CHUNK), training=False)  # a chunk's contexts
     try:
-        _, words = run_words(ckpt.config, None, option=None)
-        train_words, note = set(split_words(words, ckpt.config.seed)[0]), None
+        _, words = run_words(config, None, option=None)
+        train, val, test = split_words(words, config.seed)
+        known, note = {"train": set(train), "held out": set(val) | set(test)}, None
     except (DataError, CLIError) as e:
-        train_words, note = frozenset(), f"(new names are not marked: {e})"
-    seen = 0
-    for name in sample_names(ckpt.model, ckpt.vocab, ckpt.config.block_size, args.n, args.seed,
-                             prefix=args.prefix, temperature=args.temperature):
-        known = name in train_words
-        seen += known
-        print(f"{name} *" if known else name)
-    print(note or f"* in the training data ({seen} of {args.n})", file=sys.stderr)
+        known, note = {}, f"(names are not marked as in the training or test set: {e})"
+    counts = dict.fromkeys(MARKS, 0)
+    for name in sample_names(ckpt.model, ckpt.vocab, config.block_size, args.n, args.seed,
+                             prefix=args.prefix, temperature=args.temperature, top_k=args.top_k,
+                             sequences=config.sequences):
+        split = next((k for k in MARKS if name in known.get(k, ())), None)
+        if split:
+            counts[split] += 1
+        print(name + MARKS.get(split, ""))
+    new = args.n - sum(counts.values())
+    print(note or f"{counts['train']} in the training set (*), {counts['held out']} in the validation "
+                  f"or test set (+), {new} new, of {args.n}", file=sys.stderr)
     return 0
 
 
@@ -124,7 +144,12 @@ def seed_int(text):
 
 
 def per_model(key, show=str):
-    return "; ".join(f"{show(d[key])} for {m}" for m, d in MODEL_DEFAULTS.items())
+    """The defaults of a setting, model by model, for --help: '3 for mlp; 8 for wavenet'."""
+    groups = {}
+    for m, d in MODEL_DEFAULTS.items():
+        if d.get(key) is not None:
+            groups.setdefault(show(d[key]), []).append(m)
+    return "; ".join(f"{value} for {', '.join(ms)}" for value, ms in groups.items())
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -143,30 +168,41 @@ def build_parser():
                                 parser_class=ArgumentParser)
     d = DEFAULTS
     t = sub.add_parser("train", help="train a model (defaults: the lecture's exercise 4)",
-                       description=f"Train with SGD on our own gradients. Defaults reproduce the "
-                       f"lecture's exercise 4: context {d.block_size}, embedding {d.n_embd}, hidden "
-                       f"{d.n_hidden}, batch {d.batch_size}, {d.steps:,} steps, lr {d.lr} then "
-                       f"{d.lr_final} from step {d.lr_decay_step:,}.")
+                       description=f"Train on our own gradients. Defaults reproduce the lecture's "
+                       f"exercise 4: context {d.block_size}, embedding {d.n_embd}, hidden {d.n_hidden}, "
+                       f"batch {d.batch_size}, {d.steps:,} SGD steps, lr {d.lr} then {d.lr_final} from "
+                       f"step {d.lr_decay_step:,}. The lecture's models ({', '.join(LECTURE_MODELS)}) "
+                       f"train with SGD on context windows; makemore.py's "
+                       f"({', '.join(MAKEMORE_MODELS)}; bengio is makemore's mlp) with AdamW on whole "
+                       "words, their sizes and rates makemore's defaults.")
     t.add_argument("--data", help=f"names file, one word per line (default: the shipped list, now "
                                   f"{default_data_path()})")
     t.add_argument("--model", choices=tuple(MODEL_DEFAULTS), help=f"network (default: {d.model})")
     t.add_argument("--out", help="run directory, new or empty (default: a new folder runs/YYYYmmdd-HHMMSS)")
-    t.add_argument("--steps", type=int, help=f"SGD steps (default: {d.steps})")
-    t.add_argument("--batch-size", type=int, help=f"examples per step, at least 2 (default: {d.batch_size})")
+    t.add_argument("--steps", type=int, help=f"optimizer steps (default: {per_model('steps', '{:,}'.format)})")
+    t.add_argument("--batch-size", type=int, help=f"examples (words, for makemore's models) per step "
+                                                  f"(default: {d.batch_size})")
     t.add_argument("--seed", type=int, help=f"seed of the split, the initialisation and the batches, "
                                             f">= 0 (default: {d.seed})")
     t.add_argument("--dtype", choices=DTYPES, help=f"floating-point type (default: {d.dtype})")
-    t.add_argument("--lr", type=float, help=f"learning rate (default: {d.lr}); with --resume, the "
-                                            "rate from the checkpoint's step on")
+    t.add_argument("--lr", type=float, help=f"learning rate (default: {per_model('lr')}); with "
+                                            "--resume, the rate from the checkpoint's step on")
     t.add_argument("--lr-final", type=float, help=f"learning rate from the decay step on (default: "
-                                                  f"{d.lr_final}); may be given with --resume")
+                                                  f"{per_model('lr_final')}); may be given with --resume")
     t.add_argument("--lr-decay-step", type=int, help="step from which --lr-final applies (default: "
                    + per_model("lr_decay_frac", lambda f: f"{float(f):.0%}% of the steps") + ")")
-    t.add_argument("--block-size", type=int, help=f"context length (default: {per_model('block_size')})")
+    t.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay (default: "
+                   f"{MODEL_DEFAULTS[MAKEMORE_MODELS[0]]['weight_decay']}, makemore's; the lecture's "
+                   "models train with SGD, without it)")
+    t.add_argument("--block-size", type=int, help=f"context length (default: {per_model('block_size')}); "
+                   "for makemore's models the sequence length, the longest word plus one")
     t.add_argument("--n-embd", type=int, help=f"embedding size (default: {per_model('n_embd')})")
     t.add_argument("--n-hidden", type=int, help=f"hidden units (default: {per_model('n_hidden')})")
+    t.add_argument("--n-embd2", type=int, help=f"hidden size (default: {per_model('n_embd2')})")
+    t.add_argument("--n-layer", type=int, help=f"transformer blocks (default: {per_model('n_layer')})")
+    t.add_argument("--n-head", type=int, help=f"attention heads (default: {per_model('n_head')})")
     t.add_argument("--checkpoint-every", type=int,
-                   help=f"write checkpoint.npz every N steps (default: {d.checkpoint_every})")
+                   help=f"write checkpoint.npz every N steps (default: {per_model('checkpoint_every', '{:,}'.format)})")
     t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its own "
                    "configuration (and, if given, a new --lr/--lr-final)")
     t.add_argument("--threads", type=positive_int, default=1,
@@ -183,14 +219,17 @@ def build_parser():
     e.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("sample", help="sample names from a saved model",
-                       description="Print names one per line; names found in the training split "
-                       "are marked with ' *'.")
+                       description="Print names one per line; a name found in the training split "
+                       "is marked ' *', one in the validation or test split (a real name the model "
+                       "was not trained on) ' +', and how many are new is said at the end.")
     s.add_argument("--checkpoint", required=True, help="checkpoint.npz, or a run directory")
     s.add_argument("-n", type=positive_int, default=20, help="how many names (default: 20)")
     s.add_argument("--seed", type=seed_int, default=0, help="sampling seed, >= 0 (default: 0)")
     s.add_argument("--prefix", default="", help="every name starts with these letters")
     s.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by T: below 1 is safer, above 1 more adventurous (default: 1)")
+    s.add_argument("--top-k", type=positive_int, help="draw each character among the k most likely "
+                                                      "only (default: all)")
     s.set_defaults(func=cmd_sample)
 
     for name, ep in plugins().items():  # listed for --help; main() hands them their arguments
@@ -225,7 +264,7 @@ def main(argv=None):
         sys.stdout.flush()
         return status
     except ConfigError as e:
-        fail(f"{option(e.name)}: {e.message}")
+        fail(f"{option_name(e.name)}: {e.message}")
     except UserError as e:
         fail(str(e))
     except BrokenPipeError:  # the reader of our output went away (| head): stop quietly

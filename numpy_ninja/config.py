@@ -8,11 +8,33 @@ from fractions import Fraction
 from .data import SHIPPED
 
 DTYPES = ("float32", "float64")
-# per-model defaults: architecture, and the fraction of the steps after which lr drops
+# the architecture settings, each model taking some of them (SIZES)
+ARCHITECTURE = ("block_size", "n_embd", "n_hidden", "n_embd2", "n_layer", "n_head")
+# the lecture's networks: SGD on context windows, the rate dropping after lr_decay_frac of the steps
+_LECTURE = dict(data="windows", optimizer="sgd", lr=0.1, lr_final=0.01, weight_decay=0.0,
+                checkpoint_every=10_000)
+# makemore.py's: AdamW (its settings) at a constant rate, on whole words (block size from the data)
+_MAKEMORE = dict(data="sequences", optimizer="adamw", lr=5e-4, lr_final=5e-4,
+                 lr_decay_frac=Fraction(1), weight_decay=0.01, checkpoint_every=1_000)
 MODEL_DEFAULTS = {
-    "mlp": dict(block_size=3, n_embd=10, n_hidden=200, lr_decay_frac=Fraction(1, 2)),
-    "wavenet": dict(block_size=8, n_embd=24, n_hidden=128, lr_decay_frac=Fraction(3, 4)),
+    "mlp": dict(_LECTURE, block_size=3, n_embd=10, n_hidden=200, steps=200_000,
+                lr_decay_frac=Fraction(1, 2)),
+    "wavenet": dict(_LECTURE, block_size=8, n_embd=24, n_hidden=128, steps=200_000,
+                    lr_decay_frac=Fraction(3, 4)),
+    # makemore.py's --type, its defaults; steps: about where the test loss stops falling on
+    # numpy-ninja's split (README, "Results")
+    "bigram": dict(_MAKEMORE, steps=20_000),
+    "bengio": dict(_MAKEMORE, n_embd=64, n_embd2=64, steps=25_000),    # makemore's mlp
+    "rnn": dict(_MAKEMORE, n_embd=64, n_embd2=64, steps=30_000),
+    "gru": dict(_MAKEMORE, n_embd=64, n_embd2=64, steps=30_000),
+    "bow": dict(_MAKEMORE, n_embd=64, n_embd2=64, steps=20_000),
+    "transformer": dict(_MAKEMORE, n_layer=4, n_head=4, n_embd=64, steps=8_000),
 }
+LECTURE_MODELS = tuple(m for m, d in MODEL_DEFAULTS.items() if d["data"] == "windows")
+MAKEMORE_MODELS = tuple(m for m, d in MODEL_DEFAULTS.items() if d["data"] == "sequences")
+# the architecture settings each model takes (a sequence model's block size comes from the data)
+SIZES = {m: tuple(k for k in ARCHITECTURE if k in d or (k == "block_size" and d["data"] == "sequences"))
+         for m, d in MODEL_DEFAULTS.items()}
 INT64_MAX = 2**63 - 1  # sizes, steps and seeds are stored and indexed as int64
 
 
@@ -39,6 +61,11 @@ def _rate(name, value):
     return float(value)
 
 
+def option_name(setting):
+    """The command-line option of a setting: n_embd -> --n-embd."""
+    return "--" + setting.replace("_", "-")
+
+
 def _choice(name, value, choices):
     if value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
@@ -47,37 +74,49 @@ def _choice(name, value, choices):
 
 @dataclass(frozen=True)
 class RunConfig:
-    """The settings of one run. None for block_size, n_embd, n_hidden and lr_decay_step means the
-    model's default (MODEL_DEFAULTS); construction fills them in and checks every field, raising
-    ConfigError."""
+    """The settings of one run. None means the model's default (MODEL_DEFAULTS): construction
+    fills the defaults in and checks every field, raising ConfigError. An architecture setting
+    the model does not take (SIZES) stays None and may not be given. A sequence model's
+    block_size stays None until its data is loaded (the longest word plus one)."""
 
     model: str = "mlp"
     data: str = SHIPPED          # a names file (absolute path), or SHIPPED for the shipped list
     data_sha256: str = ""        # the word list's hash (data.words_sha256), set when data is loaded
     seed: int = 42
     dtype: str = "float32"
-    block_size: int = None
-    n_embd: int = None
-    n_hidden: int = None
+    block_size: int = None       # context (lecture models); sequence length (makemore's)
+    n_embd: int = None           # embedding size
+    n_hidden: int = None         # hidden units (lecture models)
+    n_embd2: int = None          # hidden size of makemore's bengio, rnn, gru and bow
+    n_layer: int = None          # transformer blocks
+    n_head: int = None           # attention heads per block
     batch_size: int = 32
-    steps: int = 200_000
-    lr: float = 0.1              # SGD rate before lr_decay_step
-    lr_final: float = 0.01       # and from it on
+    steps: int = None
+    lr: float = None             # the learning rate before lr_decay_step
+    lr_final: float = None       # and from it on
     lr_decay_step: int = None    # default: the model's lr_decay_frac of the steps
+    weight_decay: float = None   # AdamW's decoupled weight decay (0 for SGD)
     lr_changes: tuple = ()       # ((step, lr, lr_final), ...): new rates from that step on (--resume --lr)
-    checkpoint_every: int = 10_000
+    checkpoint_every: int = None
 
     def __post_init__(self):
         d = MODEL_DEFAULTS[_choice("model", self.model, tuple(MODEL_DEFAULTS))]
-        steps = _int("steps", self.steps, 1, "a positive integer")
-        resolved = {k: d[k] if getattr(self, k) is None else getattr(self, k)
-                    for k in ("block_size", "n_embd", "n_hidden")}
+        sizes = SIZES[self.model]
+        for k in ARCHITECTURE:
+            if k not in sizes and getattr(self, k) is not None:
+                takes = f"it takes {', '.join(option_name(s) for s in sizes)}" if sizes else "it has no sizes to set"
+                raise ConfigError(k, f"does not apply to the {self.model} model ({takes})")
+        steps = _int("steps", d["steps"] if self.steps is None else self.steps, 1, "a positive integer")
+        resolved = {k: d.get(k) if getattr(self, k) is None else getattr(self, k)
+                    for k in (*sizes, "lr", "lr_final", "weight_decay", "checkpoint_every")}
+        resolved["steps"] = steps
         resolved["lr_decay_step"] = (int(steps * d["lr_decay_frac"]) if self.lr_decay_step is None
                                      else self.lr_decay_step)
         for k, v in resolved.items():
             object.__setattr__(self, k, v)  # frozen: set once, here
-        for k in ("block_size", "n_embd", "n_hidden"):
-            _int(k, getattr(self, k), 1, "a positive integer")
+        for k in sizes:
+            if getattr(self, k) is not None:  # a sequence model's block size: None until its data
+                _int(k, getattr(self, k), 1, "a positive integer")
         _int("lr_decay_step", self.lr_decay_step, 0, "an integer >= 0")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("data", f"must be a file name, got {self.data!r}")
@@ -85,14 +124,39 @@ class RunConfig:
             raise ConfigError("data_sha256", f"must be a SHA-256 hex digest, got {self.data_sha256!r}")
         _int("seed", self.seed, 0, "an integer >= 0")
         _choice("dtype", self.dtype, DTYPES)
-        _int("batch_size", self.batch_size, 2, "at least 2 (BatchNorm needs 2 rows to estimate a variance)")
+        if self.batchnorm:
+            _int("batch_size", self.batch_size, 2, "at least 2 (BatchNorm needs 2 rows to estimate a variance)")
+        else:
+            _int("batch_size", self.batch_size, 1, "a positive integer")
         _int("checkpoint_every", self.checkpoint_every, 1, "a positive integer")
         object.__setattr__(self, "lr", _rate("lr", self.lr))
         object.__setattr__(self, "lr_final", _rate("lr_final", self.lr_final))
+        object.__setattr__(self, "weight_decay", _rate("weight_decay", self.weight_decay))
+        if self.optimizer == "sgd" and self.weight_decay:
+            raise ConfigError("weight_decay", f"applies to AdamW, which the {self.model} model is not "
+                                              "trained with (the lecture's models use SGD)")
         object.__setattr__(self, "lr_changes", self._checked_changes())
         T = self.block_size
         if self.model == "wavenet" and (T < 2 or T & (T - 1)):
             raise ConfigError("block_size", f"wavenet needs a power-of-two context of at least 2, got {T}")
+        if self.model == "transformer" and self.n_embd % self.n_head:
+            raise ConfigError("n_head", f"must divide --n-embd ({self.n_embd}) into equal heads, got {self.n_head}")
+
+    @property
+    def sequences(self):
+        """Whether the model trains on makemore's whole-word sequences (else on the lecture's
+        context windows)."""
+        return MODEL_DEFAULTS[self.model]["data"] == "sequences"
+
+    @property
+    def optimizer(self):
+        """"sgd" (the lecture's models) or "adamw" (makemore's)."""
+        return MODEL_DEFAULTS[self.model]["optimizer"]
+
+    @property
+    def batchnorm(self):
+        """Whether the model has BatchNorm layers (calibrated after training)."""
+        return self.model in LECTURE_MODELS
 
     def _checked_changes(self):
         if not isinstance(self.lr_changes, (tuple, list)):

@@ -1,4 +1,5 @@
-"""Names data: read a word list, build the vocabulary, the context windows and the split."""
+"""Names data: read a word list, build the vocabulary, the split, and the examples: the
+lecture's context windows, or makemore's whole-word sequences."""
 import codecs
 import hashlib
 import sys
@@ -134,6 +135,35 @@ def build_dataset(words, vocab, block_size):
     return np.ascontiguousarray(windows[:, :-1]), windows[:, -1].copy()
 
 
+IGNORE = -1  # the target of a padding position in a sequence, not counted by the loss
+
+
+def sequence_length(words):
+    """The sequence length makemore.py gives these words (its block_size): the longest plus one."""
+    return max(map(len, words), default=0) + 1
+
+
+def build_sequences(words, vocab, length):
+    """makemore's sequences: X, Y int64 (len(words), length). A word w of L characters becomes
+
+        x = [0, w_1, ..., w_L, 0, ..., 0]      the boundary token, then the word
+        y = [w_1, ..., w_L, 0, -1, ..., -1]    the word, the boundary, then IGNORE
+
+    so position t predicts y_t from x_0..x_t. Every word must be shorter than length."""
+    X = np.zeros((len(words), length), np.int64)
+    Y = np.full((len(words), length), IGNORE, np.int64)
+    stoi = vocab.stoi
+    for i, word in enumerate(words):
+        if len(word) >= length:
+            raise DataError(f"the word {word!r} has {len(word)} characters; the model reads "
+                            f"sequences of {length}, words of at most {length - 1}")
+        ids = [stoi[c] for c in word]
+        X[i, 1:1 + len(ids)] = ids
+        Y[i, :len(ids)] = ids
+        Y[i, len(ids)] = 0  # the end of the word
+    return X, Y
+
+
 def split_words(words, seed):
     """The seeded 80/10/10 split of the shuffled words: (train, val, test)."""
     order = np.random.default_rng(seed).permutation(len(words))
@@ -142,14 +172,21 @@ def split_words(words, seed):
     return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
 
 
-def count_examples(words):
-    """How many rows build_dataset makes of these words: one per character and one per word end."""
-    return sum(map(len, words)) + len(words)
+def count_examples(words, sequences=False):
+    """How many rows build_dataset makes of these words (one per character and one per word
+    end), or build_sequences (one per word)."""
+    return len(words) if sequences else sum(map(len, words)) + len(words)
+
+
+def build_examples(words, vocab, block_size, sequences=False):
+    """build_sequences (makemore's models) or build_dataset (the lecture's) of these words."""
+    return (build_sequences if sequences else build_dataset)(words, vocab, block_size)
 
 
 @dataclass
 class Dataset:
-    """A names file, its vocabulary and the (X, Y) arrays of each split."""
+    """A names file, its vocabulary and the (X, Y) arrays of each split: context windows, or
+    with sequences=True whole words (block_size their length)."""
 
     path: Path
     words: list
@@ -157,14 +194,15 @@ class Dataset:
     block_size: int
     splits: dict  # "train" | "val" | "test" -> (X, Y)
     split_words: dict  # "train" | "val" | "test" -> list of words
+    sequences: bool = False
 
     @classmethod
-    def from_words(cls, path, words, block_size, seed):
+    def from_words(cls, path, words, block_size, seed, sequences=False):
         vocab = Vocab.from_words(words)
         parts = dict(zip(("train", "val", "test"), split_words(words, seed)))
-        splits = {k: build_dataset(ws, vocab, block_size) for k, ws in parts.items()}
-        return cls(Path(path), words, vocab, block_size, splits, parts)
+        splits = {k: build_examples(ws, vocab, block_size, sequences) for k, ws in parts.items()}
+        return cls(Path(path), words, vocab, block_size, splits, parts, sequences)
 
 
-def load_dataset(path, block_size, seed):
-    return Dataset.from_words(path, load_words(path), block_size, seed)
+def load_dataset(path, block_size, seed, sequences=False):
+    return Dataset.from_words(path, load_words(path), block_size, seed, sequences)

@@ -20,10 +20,11 @@ import numpy as np
 from .checkpoint import NonFiniteModel, load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .console import Progress
-from .data import Dataset, Vocab, count_examples, data_path, describe_data, load_words, split_words, words_sha256
+from .data import (Dataset, Vocab, count_examples, data_path, describe_data, load_words, sequence_length,
+                   split_words, words_sha256)
 from .files import reason, write_atomic
 from .models import build_model
-from .optim import SGD
+from .optim import optimizer_for
 from .plot import MISSING, write_loss_plot
 from .resources import check_memory
 from .rundir import RunDirectory, RunError, Signals
@@ -41,15 +42,32 @@ def loss_table(losses):
     return "\n".join(rows)
 
 
+def with_sequence_length(config, words):
+    """A sequence model's config with its block size: the data's longest word plus one (a
+    --block-size given must reach it). Other configs as they are."""
+    if not config.sequences:
+        return config
+    needed = sequence_length(words)
+    if config.block_size is None:
+        return replace(config, block_size=needed)
+    if config.block_size < needed:
+        raise RunError(f"--block-size {config.block_size} is too short for "
+                       f"{describe_data(config.data)}: its longest word needs {needed} (the word and "
+                       "its end); leave --block-size out to take it from the data")
+    return config
+
+
 def prepare_data(config, words):
     """The run's Dataset, once the memory it implies is known to fit."""
     vocab = Vocab.from_words(words)
-    check_memory(config, len(vocab), count_examples(words),
-                 n_calibrated=count_examples(split_words(words, config.seed)[0]))
-    data = Dataset.from_words(data_path(config.data), words, config.block_size, config.seed)
+    check_memory(config, len(vocab), count_examples(words, config.sequences),
+                 n_calibrated=count_examples(split_words(words, config.seed)[0]) if config.batchnorm else 0)
+    data = Dataset.from_words(data_path(config.data), words, config.block_size, config.seed,
+                              config.sequences)
     n_train = len(data.splits["train"][1])
     if n_train < config.batch_size:
-        raise RunError(f"{describe_data(config.data)}: the training split has {n_train} examples, "
+        what = "words" if config.sequences else "examples"
+        raise RunError(f"{describe_data(config.data)}: the training split has {n_train} {what}, "
                        f"fewer than one batch of {config.batch_size}")
     return data
 
@@ -66,12 +84,13 @@ class RunState:
     step: int = 0
     seconds: float = 0.0
     saved: int = None
+    optimizer_state: dict = None  # the optimizer's state_dict at `step` (None: a fresh one)
 
     @classmethod
     def fresh(cls, config):
         """Step 0 of a new run of `config`, on its data (whose hash it records)."""
         words = load_words(data_path(config.data))
-        config = replace(config, data_sha256=words_sha256(words))
+        config = with_sequence_length(replace(config, data_sha256=words_sha256(words)), words)
         data = prepare_data(config, words)
         return cls(config, data, build_model(config, len(data.vocab)), np.zeros(config.steps, np.float32))
 
@@ -92,7 +111,8 @@ class RunState:
             raise RunError(f"{describe_data(config.data)}: its vocabulary does not match the checkpoint's")
         lossi = np.zeros(config.steps, np.float32)
         lossi[:ckpt.step] = ckpt.lossi
-        return cls(config, data, ckpt.model, lossi, ckpt.step, ckpt.seconds, ckpt.step)
+        return cls(config, data, ckpt.model, lossi, ckpt.step, ckpt.seconds, ckpt.step,
+                   ckpt.optimizer_state)
 
 
 class Run:
@@ -101,7 +121,9 @@ class Run:
 
     def __init__(self, directory, state, quiet=False, threads=1):
         self.dir, self.state, self.quiet, self.threads = directory, state, quiet, threads
-        self.optimizer = SGD(state.model.parameters(), state.config.learning_rate(state.step))
+        self.optimizer = optimizer_for(state.config, state.model.parameters(), state.step)
+        if state.optimizer_state:
+            self.optimizer.load_state_dict(state.optimizer_state)
 
     def say(self, *lines):
         if not self.quiet:
@@ -122,7 +144,7 @@ class Run:
         s = self.state
         try:
             save_checkpoint(self.dir.checkpoint, s.model, s.data.vocab, s.config, s.step, s.lossi,
-                            s.seconds)
+                            s.seconds, self.optimizer.state_dict())
         except OSError as e:
             raise RunError(f"cannot write {self.dir.checkpoint} ({reason(e)}); {self.kept()}") from None
         s.saved = s.step
@@ -155,8 +177,10 @@ class Run:
         s = self.state
         config, steps, every = s.config, s.config.steps, s.config.checkpoint_every
         Xtr, Ytr = s.data.splits["train"]
+        what = "words" if config.sequences else "examples"
         self.say(f"{'resuming' if s.saved is not None else 'training'} {config.model} "
-                 f"({self.optimizer.data.size:,} parameters, {config.dtype}) on {len(Ytr):,} examples "
+                 f"({self.optimizer.data.size:,} parameters, {config.dtype}, "
+                 f"{type(self.optimizer).__name__}) on {len(Ytr):,} {what} "
                  f"from {describe_data(config.data)}; run directory {self.dir.path}")
         progress = Progress(None, total=steps, start=s.step, bar=True, quiet=self.quiet)
         t0, seconds0 = time.perf_counter(), s.seconds
@@ -196,7 +220,8 @@ class Run:
         s = self.state
         restart = (f"train again with a smaller --lr or --dtype float64 (the checkpoint {self.dir.checkpoint} "
                    "holds the trained, uncalibrated parameters)")
-        calibrate_batchnorm(s.model, s.data.splits["train"][0])
+        if s.config.batchnorm:
+            calibrate_batchnorm(s.model, s.data.splits["train"][0])
         if not is_finite(s.model):
             raise RunError(f"BatchNorm's running statistics overflowed in the calibration after "
                            f"training: the model is not usable; {restart}")

@@ -57,7 +57,7 @@ def test_eval_reproduces_metrics(trained):
         assert float(loss) == pytest.approx(metrics[split], abs=5e-5)
 
 
-def test_sample_with_prefix_marks_training_names(trained, names):
+def test_sample_with_prefix_marks_training_and_held_out_names(trained, names):
     out, _ = trained
     r = run("sample", "--checkpoint", out, "-n", "300", "--seed", "3", "--prefix", "ka")
     assert r.returncode == 0, r.stderr
@@ -65,10 +65,14 @@ def test_sample_with_prefix_marks_training_names(trained, names):
     assert len(lines) == 300 and all(line.startswith("ka") for line in lines)
     seed = json.loads((out / "metrics.json").read_text())["config"]["seed"]
     train, val, test = (set(part) for part in split_words(load_words(names), seed))
-    marked = {line[:-2] for line in lines if line.endswith(" *")}
-    unmarked = {line for line in lines if not line.endswith(" *")}
-    assert marked and marked <= train  # marked exactly when the name is in the training split
-    assert not unmarked & train and unmarked & (val | test)  # (some are in the other splits)
+    in_train = [line[:-2] for line in lines if line.endswith(" *")]
+    held_out = [line[:-2] for line in lines if line.endswith(" +")]
+    unmarked = [line for line in lines if not line.endswith((" *", " +"))]
+    # marked exactly when the name is in that split (a name in both is the training set's)
+    assert in_train and set(in_train) <= train and held_out and set(held_out) <= (val | test) - train
+    assert not set(unmarked) & (train | val | test)
+    assert r.stderr == (f"{len(in_train)} in the training set (*), {len(held_out)} in the validation "
+                        f"or test set (+), {len(unmarked)} new, of 300\n")
     assert run("sample", "--checkpoint", out, "-n", "300", "--seed", "3", "--prefix", "ka").stdout == r.stdout
 
 
@@ -244,7 +248,7 @@ def test_the_shipped_list_is_found_again_after_a_reinstall_moves_it(names, tmp_p
     for line in out.splitlines()[1:]:
         split, loss = line.split()
         assert float(loss) == pytest.approx(metrics[split], abs=5e-5)
-    assert "* in the training data (" in err2 and sum(n.endswith(" *") for n in out2.splitlines()) > 0
+    assert "in the training set (*)" in err2 and sum(n.endswith(" *") for n in out2.splitlines()) > 0
 
 
 def test_resume_and_eval_refuse_data_whose_words_changed(names, tmp_path):
@@ -265,7 +269,7 @@ def test_resume_and_eval_refuse_data_whose_words_changed(names, tmp_path):
         ["sample", "--checkpoint", tmp_path / "run"], ["eval", "--checkpoint", tmp_path / "run", "--data", data])
     assert one_line_error(resumed) and "is not the data" in resumed[2]
     assert one_line_error(evaluated) and "has changed since the model was trained" in evaluated[2]
-    assert sampled[0] == 0 and "new names are not marked" in sampled[2] and " *" not in sampled[1]
+    assert sampled[0] == 0 and "names are not marked" in sampled[2] and " *" not in sampled[1]
     assert other[0] == 0 and len(other[1].splitlines()) == 4
 
 

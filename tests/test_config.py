@@ -23,7 +23,7 @@ def test_defaults_are_the_lectures():
 
 
 @pytest.mark.parametrize("setting, value, message", [
-    ("model", "rnn", "must be one of mlp, wavenet"), ("steps", 0, "must be a positive integer"),
+    ("model", "lstm", "must be one of mlp, wavenet, bigram, bengio, rnn, gru, bow, transformer"), ("steps", 0, "must be a positive integer"),
     ("steps", 2.0, "must be a positive integer"), ("steps", True, "must be a positive integer"),
     ("steps", 2**63, "64-bit"), ("batch_size", 1, "BatchNorm needs 2 rows"), ("seed", -1, ">= 0"),
     ("lr", float("nan"), "finite number >= 0"), ("lr_final", -0.5, "finite number >= 0"),

@@ -194,7 +194,7 @@ def test_calibration_makes_eval_reproduce_the_whole_set_training_forward(name):
     whole set (the n-1 variance the lecture's BatchNorm normalises with), so in eval mode the
     network reproduces its training-mode forward over that set."""
     block = 4 if name == "wavenet" else 3
-    model = models.MODELS[name](7, block_size=block, n_embd=3, n_hidden=5, seed=1, dtype=np.float64)
+    model = getattr(models, name)(7, block_size=block, n_embd=3, n_hidden=5, seed=1, dtype=np.float64)
     X = np.random.default_rng(1).integers(0, 7, (50, block))
     expected = model.train()(X)
     calibrate_batchnorm(model, X)

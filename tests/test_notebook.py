@@ -13,7 +13,7 @@ import pytest
 from numpy_ninja.atomic import GRAD_NAMES, PARAM_NAMES
 from numpy_ninja.cli import main
 from oracle.grade import check_solution
-from notebooks import (EX1_ANSWER, EX1_CHECKS, EX2_ANSWER, EX3_ANSWER, EX4_BACKWARD, lecture_cells,
+from notebooks import (EX1_ANSWER, EX2_ANSWER, EX3_ANSWER, EX4_BACKWARD, lecture_cells,
                        write_notebook, write_script)
 
 

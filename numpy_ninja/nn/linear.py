@@ -1,5 +1,5 @@
-"""Layers that multiply by a learned matrix: Linear (x @ W + b) and Embedding (a lookup of rows,
-the product of one-hot rows with the table).
+"""Layers that multiply by a learned matrix: Linear (x @ W + b), Embedding (a lookup of rows,
+the product of one-hot rows with the table) and PositionEmbedding (a lookup by position).
 
 Linear stores its weight as ``(fan_in, fan_out)``, the lecture's layout (``x @ W``); torch stores
 the transpose. dtype follows the parameters.
@@ -76,3 +76,43 @@ class Embedding(Module):
         dW = np.zeros(self.weight.data.shape)
         np.add.at(dW, x, dout_terms.reshape(len(x), -1))  # every lookup of a row adds to it
         return {"weight": dW}
+
+
+class PositionEmbedding(Module):
+    """A learned vector per position, as makemore's ``wpe`` (an Embedding looked up at
+    arange(T)): idx (B, T) of any values -> out (B, T, embedding_dim), row t of the table for
+    every sequence of the batch; only idx's shape is read. T at most num_positions."""
+
+    param_names = ("weight",)
+
+    def __init__(self, num_positions, embedding_dim, *, rng=None, dtype=np.float32):
+        rng = np.random.default_rng() if rng is None else rng
+        self.weight = Parameter(rng.standard_normal((num_positions, embedding_dim)).astype(dtype))
+
+    def forward(self, idx):
+        reason = self.check_domain(idx, None)
+        if reason:
+            raise ValueError(reason)
+        B, T = idx.shape
+        self.cache = idx.shape
+        return np.broadcast_to(self.weight.data[:T], (B, T, self.weight.data.shape[1]))  # read-only view
+
+    def backward(self, dout):
+        B, T = self.saved()
+        # out[b, t] = weight[t]: row t gets the sum over the batch, rows T and beyond nothing
+        np.dot(filled(B, 1, dout.dtype), dout.reshape(B, -1), out=self.weight.grad[:T].reshape(-1))
+        self.weight.grad[T:] = 0
+        return None  # the input is only a shape: no gradient
+
+    def terms(self, dout_terms):
+        T = self.saved()[1]
+        dW = np.zeros(self.weight.data.shape)
+        dW[:T] = dout_terms.sum(0)
+        return {"weight": dW}
+
+    def check_domain(self, idx, rtol):
+        if idx.ndim != 2:
+            return f"PositionEmbedding needs (B, T) input, got shape {idx.shape}"
+        if idx.shape[1] > len(self.weight.data):
+            return f"sequence length {idx.shape[1]} exceeds the {len(self.weight.data)} positions"
+        return None

@@ -122,23 +122,42 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(dim, dtype=dtype))
 
     def forward(self, x):
-        mean = x.mean(-1, keepdims=True)
-        xc = x - mean
-        std = stddev((xc * xc).mean(-1, keepdims=True), self.eps)
-        xhat = xc / std
-        self.cache = (xhat, std, mean)
-        return xhat * self.weight.data + self.bias.data
+        x2 = rows(x)                                           # (N, C)
+        N, C = x2.shape
+        mean_c = filled(C, 1 / C, x.dtype)                     # (C,) 1/C: a row mean is x @ mean_c
+        mean = np.dot(x2, mean_c)                              # (N,) row means
+        xhat = x2 - mean[:, None]                              # (N, C) x - mean
+        out = np.multiply(xhat, xhat)                          # (N, C) (x - mean)^2
+        std = np.dot(out, mean_c)                              # (N,) var, divisor C
+        std += scalar(self.eps, std.dtype)
+        np.sqrt(std, out=std)                                  # (N,) sqrt(var + eps)
+        xhat /= std[:, None]                                   # (N, C) xhat
+        np.multiply(xhat, self.weight.data, out=out)
+        out += self.bias.data                                  # (N, C) weight * xhat + bias
+        lead = x.shape[:-1] + (1,)
+        self.cache = (xhat.reshape(x.shape), std.reshape(lead), mean.reshape(lead))
+        return out.reshape(x.shape)
 
     def backward(self, dout):
         xhat, std, _ = self.saved()
-        lead = tuple(range(dout.ndim - 1))
-        self.bias.grad[...] = dout.sum(lead)
-        self.weight.grad[...] = (dout * xhat).sum(lead)
-        dxhat = dout * self.weight.data
-        # per row, for xhat = (x - mean) / std with the divisor-C variance:
-        # dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std
-        return (dxhat - dxhat.mean(-1, keepdims=True)
-                - xhat * (dxhat * xhat).mean(-1, keepdims=True)) / std
+        d2, xh = rows(dout), rows(xhat)                        # (N, C)
+        N, C = d2.shape
+        ones, mean_c = filled(N, 1, d2.dtype), filled(C, 1 / C, d2.dtype)
+        # out = weight * xhat + bias: dbias = sum of dout over rows, dweight = sum of dout xhat
+        np.dot(ones, d2, out=self.bias.grad)
+        prod = d2 * xh                                         # (N, C) dout xhat
+        np.dot(ones, prod, out=self.weight.grad)
+        dxhat = d2 * self.weight.data                          # (N, C)
+        # xhat = (x - mean) / std, per row with the divisor-C variance:
+        # dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std, terms 1, 2, 3
+        m1 = np.dot(dxhat, mean_c)                             # (N,) mean(dxhat)
+        prod *= self.weight.data                               # (N, C) dxhat xhat
+        m2 = np.dot(prod, mean_c)                              # (N,) mean(dxhat xhat)
+        np.multiply(xh, m2[:, None], out=prod)                 # term 3
+        dxhat -= m1[:, None]                                   # term 2
+        dxhat -= prod
+        dxhat /= rows(std)
+        return dxhat.reshape(dout.shape)
 
     def terms(self, dout_terms):
         xhat, std, mean = (np.abs(v.astype(np.float64)) for v in self.saved())

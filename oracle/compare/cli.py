@@ -5,8 +5,8 @@ import json
 import sys
 from pathlib import Path
 
-from numpy_ninja.cli import ArgumentParser, option
-from numpy_ninja.config import DEFAULTS, MODEL_DEFAULTS, ConfigError
+from numpy_ninja.cli import ArgumentParser
+from numpy_ninja.config import DEFAULTS, LECTURE_MODELS, MODEL_DEFAULTS, ConfigError, option_name
 from numpy_ninja.console import Progress, UserError, error, render_table
 from numpy_ninja.data import count_examples, default_data_path, load_dataset
 from numpy_ninja.files import reason
@@ -39,9 +39,9 @@ def parser():
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help=f"rows per batch, at least 3 (default: {DEFAULTS.batch_size})")
     p.add_argument("--hidden", type=int, help="hidden units (default: the model's, "
-                   + "; ".join(f"{d['n_hidden']} for {m}" for m, d in MODEL_DEFAULTS.items()) + ")")
+                   + "; ".join(f"{MODEL_DEFAULTS[m]['n_hidden']} for {m}" for m in LECTURE_MODELS) + ")")
     p.add_argument("--steps", type=int, default=1000, help="lockstep training steps (default: 1000)")
-    p.add_argument("--model", choices=tuple(MODEL_DEFAULTS), default=DEFAULTS.model,
+    p.add_argument("--model", choices=LECTURE_MODELS, default=DEFAULTS.model,
                    help="network for sections 3 and 4")
     p.add_argument("--data", default=str(default_data_path()), help="names file (default: the shipped one)")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
@@ -103,7 +103,7 @@ def main(argv):
         with one_thread():
             return compare(args, Progress(PROG, delay=2, every=2))
     except ConfigError as e:
-        error(PROG, f"{option({'n_hidden': 'hidden'}.get(e.name, e.name))}: {e.message}")
+        error(PROG, f"{option_name({'n_hidden': 'hidden'}.get(e.name, e.name))}: {e.message}")
     except UserError as e:
         error(PROG, str(e))
     return EXIT_CANNOT_RUN

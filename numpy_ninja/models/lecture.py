@@ -1,8 +1,8 @@
-"""The networks of the lectures, built from the layer stack."""
+"""The networks of the lectures, built from the layer stack: the exercise-4 MLP and part 5's WaveNet."""
 import numpy as np
 
-from .config import DEFAULTS, MODEL_DEFAULTS
-from .nn import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Sequential, Tanh
+from ..config import DEFAULTS, MODEL_DEFAULTS
+from ..nn import BatchNorm1d, Embedding, Flatten, FlattenConsecutive, Linear, Sequential, Tanh
 
 MLP, WAVENET = MODEL_DEFAULTS["mlp"], MODEL_DEFAULTS["wavenet"]
 
@@ -60,32 +60,18 @@ def wavenet(vocab_size, block_size=WAVENET["block_size"], n_embd=WAVENET["n_embd
     return Sequential(layers)
 
 
-MODELS = {"mlp": mlp, "wavenet": wavenet}
 BUFFERS = ("running_mean", "running_var")  # BatchNorm1d's non-trainable state
 
 
-def build_model(config, vocab_size):
-    """The model a RunConfig describes (model, block_size, n_embd, n_hidden, seed, dtype)."""
-    return MODELS[config.model](vocab_size, block_size=config.block_size, n_embd=config.n_embd,
-                                n_hidden=config.n_hidden, seed=config.seed, dtype=np.dtype(config.dtype))
-
-
-def state_shapes(config, vocab_size):
-    """{state_dict name: shape} of the model build_model would make, from the sizes alone: a
-    checkpoint's arrays are checked against it before anything is built."""
-    V, E, H = vocab_size, config.n_embd, config.n_hidden
+def state_shapes(model, vocab_size, block_size, n_embd, n_hidden):
+    """{state_dict name: shape} of the mlp or wavenet of these sizes, from the sizes alone."""
+    V, E, H = vocab_size, n_embd, n_hidden
     bn = lambda i: {f"{i}.weight": (H,), f"{i}.bias": (H,), **{f"{i}.{b}": (H,) for b in BUFFERS}}  # noqa: E731
-    if config.model == "mlp":
-        return {"0.weight": (V, E), "2.weight": (config.block_size * E, H), "2.bias": (H,), **bn(3),
+    if model == "mlp":
+        return {"0.weight": (V, E), "2.weight": (block_size * E, H), "2.bias": (H,), **bn(3),
                 "5.weight": (H, V), "5.bias": (V,)}
-    shapes, width, depth = {"0.weight": (V, E)}, E, config.block_size.bit_length() - 1
+    shapes, width, depth = {"0.weight": (V, E)}, E, block_size.bit_length() - 1
     for k in range(depth):  # FlattenConsecutive, Linear (no bias), BatchNorm1d, Tanh
         shapes.update({f"{2 + 4 * k}.weight": (2 * width, H), **bn(3 + 4 * k)})
         width = H
     return {**shapes, f"{1 + 4 * depth}.weight": (width, V), f"{1 + 4 * depth}.bias": (V,)}
-
-
-def parameter_count(config, vocab_size):
-    """How many trainable numbers the model has (BatchNorm's running statistics not counted)."""
-    return sum(int(np.prod(shape)) for name, shape in state_shapes(config, vocab_size).items()
-               if name.rsplit(".", 1)[1] not in BUFFERS)
