@@ -19,7 +19,7 @@ from numpy_ninja.nn import CrossEntropyLoss
 from numpy_ninja.rundir import RunDirectory
 from numpy_ninja.train import split_loss, trimmed
 
-from clirun import NO_PLOT, one_line_error, run, run_many
+from clirun import NO_PLOT, one_line_error, run_many
 
 TINY = {"bigram": {}, "bengio": dict(n_embd=3, n_embd2=5), "rnn": dict(n_embd=3, n_embd2=5),
         "gru": dict(n_embd=3, n_embd2=5), "bow": dict(n_embd=4, n_embd2=6),
