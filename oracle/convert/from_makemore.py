@@ -17,6 +17,7 @@ makemore's weights) take it as any other run.
 import pickle
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +48,22 @@ def makemore_type(model):
     return MAKEMORE_TYPES.get(model, model)
 
 
+def numpy_ninja_checkpoint(path):
+    """Whether path is an .npz archive with the array a numpy-ninja checkpoint opens with."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "format.npy" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def read_state_dict(path):
     """{name: array} and the dtype name of makemore.py's model.pt. Refused (UserError): a file
     torch.load(weights_only=True) cannot read, anything but a dict of tensors by name, a tensor
     that is not a dense float32 or float64 array, tensors of two dtypes, a non-finite value."""
     if not path.is_file():
-        raise UserError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
+        what = "is a directory" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
+        raise UserError(f"{path}: {what}")
     try:
         with warnings.catch_warnings():  # about a foreign file's pickle protocol: refused below
             warnings.simplefilter("ignore")
@@ -69,6 +80,9 @@ def read_state_dict(path):
     except OSError as e:
         raise UserError(f"{path}: cannot read ({reason(e)})") from None
     except Exception as e:  # torch.load reports a damaged or foreign file in many ways
+        if numpy_ninja_checkpoint(path):
+            raise UserError(f"{path}: a numpy-ninja checkpoint, not makemore.py's model.pt: numpy-ninja "
+                            "eval, sample and train --resume take it as it is") from None
         first = (str(e).splitlines() or [""])[0]
         raise UserError(f"{path}: not a file torch.save wrote ({type(e).__name__}: {first})") from None
     if not isinstance(state, dict):
@@ -157,10 +171,13 @@ def import_model(path, model, out, data, n_head=None, dtype=None, seed=None, ste
     state, file_dtype = read_state_dict(path)
     vocab_size, sizes = read_sizes(model, {k: v.shape for k, v in state.items()}, path)
     if model == "transformer":
-        n_head = MODEL_DEFAULTS["transformer"]["n_head"] if n_head is None else n_head
+        given = f"--n-head {n_head}"
+        if n_head is None:
+            n_head = MODEL_DEFAULTS["transformer"]["n_head"]
+            given = f"makemore.py's default n_head {n_head} (give --n-head)"
         if n_head < 1 or sizes["n_embd"] % n_head:
-            raise UserError(f"--n-head {n_head} does not divide the transformer's n_embd "
-                            f"({sizes['n_embd']}) into equal heads")
+            raise UserError(f"{given} does not divide the transformer's n_embd ({sizes['n_embd']}) "
+                            "into equal heads")
         sizes["n_head"] = n_head
     sizes.setdefault("block_size", sequence_length(words))
     run = {k: v for k, v in dict(seed=seed, steps=steps).items() if v is not None}  # else the defaults
@@ -171,9 +188,15 @@ def import_model(path, model, out, data, n_head=None, dtype=None, seed=None, ste
         if e.name in ("seed", "steps"):
             raise
         raise UserError(f"{path}: {e.name} read from its shapes {e.message}") from None
+    with np.errstate(over="ignore"):  # float64 beyond float32's range: refused below
+        state = {name: value.astype(config.dtype) for name, value in state.items()}
+    for name, value in state.items():
+        if not np.isfinite(value).all():
+            raise UserError(f"{path}: {name} holds values beyond {config.dtype}'s range; import it "
+                            "with --dtype float64")
     np_model = build_model(config, vocab_size)
     try:
-        np_model.load_makemore_state_dict(state)  # names, shapes, masks; cast to the dtype
+        np_model.load_makemore_state_dict(state)  # names, shapes, masks
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     vocab = Vocab.from_words(words)
