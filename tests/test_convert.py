@@ -3,7 +3,8 @@
 An export loads, strictly, into the torch model with makemore.py's module tree
 (oracle.reference.makemore) and gives the test loss numpy-ninja eval computes; a model.pt saved
 from that torch model, imported, gives its logits, and exports back to the same bytes of every
-tensor; every refusal is one line, a non-zero exit, and leaves nothing behind.
+tensor (makemore's float32; a float64 file comes back rounded to float32); every refusal is one
+line, a non-zero exit, and leaves nothing behind.
 
 Every command line runs as a user runs it, through numpy_ninja.cli.main, all of them in one fresh
 interpreter (one torch import), matplotlib unimportable (the loss plot is not under test)."""
