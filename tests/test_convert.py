@@ -169,6 +169,10 @@ def converted(names, tmp_path_factory):
         todo["eval", model] = ["eval", "--checkpoint", run]
         todo["sample", model] = ["sample", "--checkpoint", run, "-n", 5]
         todo["resume", model] = ["train", "--resume", run, "--quiet"]
+    wide = tmp / "runs" / "bigram-wide"  # a block size of 9, where names.txt gives makemore.py 7
+    todo["train", "bigram", "wide"] = ["train", "--data", names, "--model", "bigram", "--block-size", 9,
+                                       "--steps", 3, "--batch-size", 8, "--out", wide, "--quiet"]
+    todo["export wide"] = ["export", wide, tmp / "export" / "model.pt"]
     pt = tmp / "makemore" / "transformer-float32.pt"
     todo["heads"] = ["import", pt, "--model", "transformer", "--out", tmp / "heads", "--data", names,
                      "--n-head", 2, "--dtype", "float64"]
@@ -270,6 +274,19 @@ def test_an_export_loads_strictly_into_makemores_model_with_evals_test_loss(conv
     assert f"--input-file {names} --work-dir {(tmp / 'export').resolve()} --type {TYPE_OF[model]}" in line
     assert all(f"--{k.replace('_', '-')} {SMALL[k]}" in line for k in SIZES[model] if k in SMALL)
     assert ("float64 values are written rounded to float32" in out) == (dtype == "float64")
+    assert f"makemore.py reads model.pt in its --work-dir: rename {model}-{dtype}.pt to model.pt" in out
+    assert "takes the vocabulary and block size from --input-file" not in out  # names.txt gives them
+
+
+def test_export_says_what_makemore_py_needs_that_its_command_line_cannot_say(converted):
+    tmp, done, _, _ = converted
+    rc, out, err = done["export wide"]
+    assert rc == 0 and err == "", err
+    assert torch.load(tmp / "export" / "model.pt", weights_only=True)["logits"].shape == (14, 14)
+    assert "rename" not in out  # model.pt, the name makemore.py reads
+    assert ("note: makemore.py takes the vocabulary and block size from --input-file: give it a names "
+            "file of the characters 'aeijklmnorsty' whose longest word has 8") in out
+    assert "gives another block size" in out
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
