@@ -1,10 +1,12 @@
 """The PyTorch side of numpy-ninja: reference gradients by autograd, and the products built on
 them. Importing oracle imports neither torch nor hypothesis: the names below load on first use.
 
-    reference/   the shared torch core: the lecture's graph, twins, term scales, lockstep
+    reference/   the shared torch core: the lecture's graph, twins, makemore's models, term
+                 scales, lockstep
     grade/       numpy-ninja check: a learner's answers graded      check_solution, cmp
     fuzz/        numpy-ninja check-layer: any layer fuzzed           check_layer
     compare/     numpy-ninja compare: the NumPy-vs-PyTorch report
+    convert/     numpy-ninja export and import: models to and from makemore.py's model.pt
     _common.py, _userfile.py   what the commands share (private)
 
 Arrows point down only: a product imports reference, the private modules and numpy_ninja;

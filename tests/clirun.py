@@ -36,9 +36,11 @@ def start(*args, block=BLOCK_TORCH, cwd=ROOT):
                             stderr=subprocess.PIPE, text=True, cwd=cwd)
 
 
-def run_many(*commands, timeout=120, block=BLOCK_TORCH, preexec_fn=None):
+def run_many(*commands, timeout=120, block=BLOCK_TORCH, preexec_fn=None, torch_free=True):
     """Several `numpy-ninja ARGS` through main() in one interpreter (one start-up instead of
-    many), as the console script calls it. Returns [(exit status, stdout, stderr)] in order."""
+    many), as the console script calls it. Returns [(exit status, stdout, stderr)] in order.
+    torch_free: assert that neither torch nor the oracle was imported (False for the oracle's
+    commands, with a block that lets them import)."""
     code = block + textwrap.dedent(f"""
         import contextlib, io, json
         from numpy_ninja.cli import main
@@ -51,7 +53,7 @@ def run_many(*commands, timeout=120, block=BLOCK_TORCH, preexec_fn=None):
                 except SystemExit as e:  # argparse's usage errors
                     rc = e.code
             results.append((rc, out.getvalue(), err.getvalue()))
-        {TORCH_FREE}
+        {TORCH_FREE if torch_free else ""}
         print(json.dumps(results))
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTS = ("oracle.grade", "oracle.fuzz", "oracle.compare")
+PRODUCTS = ("oracle.grade", "oracle.fuzz", "oracle.compare", "oracle.convert")
 PRIVATE = ("oracle._common", "oracle._userfile")
 
 
