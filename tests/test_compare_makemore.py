@@ -142,3 +142,22 @@ def test_bad_settings_are_refused_in_one_line(names, capsys, args, says):
     assert main(["compare", "--data", str(names), *args]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and says in err, err
+
+
+def test_a_lockstep_whose_rounding_drifts_past_the_limit_is_refused(names, monkeypatch, capsys, tmp_path):
+    """The refusal's plumbing (the drift is measured with the lockstep): with every gradient of ours' copy moved by a thousandth of the
+    largest (not by one rounding; a scaling would hardly move AdamW) the copy drifts past 1e-8,
+    and the settings are refused in one line, nothing printed and no --out left behind."""
+    from oracle.compare import makemore as compare_makemore
+
+    def nudge(seed=0):
+        def moved(flat, step):
+            flat += 1e-3 * np.abs(flat).max()
+        return moved
+    monkeypatch.setattr(compare_makemore, "rounding_nudge", nudge)
+    assert compare(names, "bow", "--steps", "3", "--out", str(tmp_path / "report")) == 2
+    out, err = capsys.readouterr()
+    *progress, err = err.splitlines()  # progress lines come first on a slow machine
+    assert out == "" and all("error" not in line for line in progress)
+    assert "the lockstep cannot be judged at --batch-size 4 --seed 42 over 3 steps" in err
+    assert "one rounding of each gradient per step" in err and not (tmp_path / "report").exists()
