@@ -63,7 +63,7 @@ def parser():
         users = [m for m in MAKEMORE_MODELS if option in SIZES[m]]
         default = MODEL_DEFAULTS[users[0]][option]
         p.add_argument(option_name(option), type=int, dest=option,
-                       help=f"{what} of {', '.join(users)} (default: makemore's, {default})")
+                       help=f"{what}, for {', '.join(users)} (default: makemore's {default})")
     p.add_argument("--steps", type=int, default=1000, help="lockstep training steps (default: 1000)")
     p.add_argument("--model", choices=LECTURE_MODELS + MAKEMORE_MODELS, default=DEFAULTS.model,
                    help=f"the network compared (default: {DEFAULTS.model}); the broken-up graph and "
@@ -160,7 +160,8 @@ def unjudgeable(args, drift, what):
 
 def compare(args, progress):
     from oracle.compare.pictures import write_pictures
-    from oracle.compare.report import LOCKSTEP_F64_MAX, build_makemore_report, build_report, lockstep_drift
+    from oracle.compare.makemore import build_makemore_report
+    from oracle.compare.report import LOCKSTEP_F64_MAX, build_report, lockstep_drift
 
     def doing(what):
         progress.update(status=what)

@@ -13,13 +13,13 @@ last counted position as training cuts them (exact: numpy_ninja.train.trimmed).
 import numpy as np
 import torch
 
+from numpy_ninja.config import SIZES
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import AdamW
 from numpy_ninja.train import NonFiniteLoss, batch_rows, criterion_for, train_steps, trimmed
+from oracle.compare.report import DTYPES, LOCKSTEP_F64_MAX, config_for, row
 from oracle.reference.lockstep import Stopped, lockstep, relative_difference
 from oracle.reference.makemore import from_numpy
-
-DTYPES = (np.float32, np.float64)
 
 
 def makemore_layout(model, arrays):
@@ -28,7 +28,7 @@ def makemore_layout(model, arrays):
     return {name: a.T if name in linear else a for name, a in arrays.items()}
 
 
-def gradient_rows(args, data, dtype, config_for, row):
+def gradient_rows(args, data, dtype):
     """Every parameter gradient of the model against the torch model's, on the first training
     batch: (rows, {"ours", "ref"}: dlogits of the counted positions as (n, V) images)."""
     config = config_for(args, dtype, block_size=data.block_size)
@@ -107,7 +107,18 @@ def rounding_nudge(seed=0):
     return nudge
 
 
-def lockstep_curves(args, data, dtype, config_for, progress=lambda doing: None, drift=False):
+def with_shadow(side, shadow, drifted):
+    """The lockstep side `side` that also steps `shadow` and appends to `drifted` the largest
+    relative difference of shadow's parameters from side's after each step."""
+    def step(k):
+        loss, params = side(k)
+        _, shadowed = shadow(k)
+        drifted.append(max(relative_difference(p, params[name]) for name, p in shadowed.items()))
+        return loss, params
+    return step
+
+
+def lockstep_curves(args, data, dtype, progress=lambda doing: None, drift=False):
     """Ours and the torch model trained side by side: both losses and the largest relative
     parameter difference after each step. drift=True also trains a copy of ours whose gradients
     are nudged by a rounding each step (rounding_nudge) and adds "drift", its largest relative
@@ -115,16 +126,10 @@ def lockstep_curves(args, data, dtype, config_for, progress=lambda doing: None, 
     config = config_for(args, dtype, block_size=data.block_size)
     model = build_model(config, len(data.vocab))
     ref = torch_side(model, config, data)  # built before ours trains: the same start
-    ours = adamw_side(model, config, data)
-    drifted = []
+    ours, drifted = adamw_side(model, config, data), []
     if drift:
-        shadow, main = adamw_side(build_model(config, len(data.vocab)), config, data, rounding_nudge()), ours
-
-        def ours(k):
-            loss, params = main(k)
-            _, nudged = shadow(k)
-            drifted.append(max(relative_difference(p, params[name]) for name, p in nudged.items()))
-            return loss, params
+        shadow = adamw_side(build_model(config, len(data.vocab)), config, data, rounding_nudge())
+        ours = with_shadow(ours, shadow, drifted)
     with np.errstate(all="ignore"):
         curves = lockstep(args.steps, ours, ref, lambda done: progress(
             f"lockstep training in {config.dtype}, step {done}/{args.steps}"))
@@ -133,3 +138,31 @@ def lockstep_curves(args, data, dtype, config_for, progress=lambda doing: None, 
         out["drift"] = drifted
     return out, curves["stopped"]
 
+
+def build_makemore_report(args, data, progress=lambda doing: None):
+    """Both sections for one of makemore.py's models on `data`, its sequences: the report dict
+    as report.build_report's, its lockstep also holding "optimizer" and "float64_drift", the
+    largest relative parameter difference of the float64 training from a copy of itself whose
+    gradients are nudged by a rounding each step (inf when the float64 training stopped); and
+    the pictures' arrays. progress(what it is doing) is called as it goes."""
+    rows, pictures, curves, stopped = [], {}, {}, {}
+    for dtype in DTYPES:
+        progress(f"the model's parameters in {np.dtype(dtype).name}")
+        grads, pictures[np.dtype(dtype).name] = gradient_rows(args, data, dtype)
+        rows += grads
+    for dtype in DTYPES:
+        name = np.dtype(dtype).name
+        curves[name], stopped[name] = lockstep_curves(args, data, dtype, progress, drift=name == "float64")
+    drift = curves["float64"].pop("drift")
+    lock = dict(steps=args.steps, optimizer="adamw", curves=curves,
+                max_param_rel_divergence={k: max(c["divergence"], default=0.0) for k, c in curves.items()},
+                max_loss_abs_diff={k: float(np.max(np.abs(np.subtract(c["ours"], c["torch"])), initial=0))
+                                   for k, c in curves.items()},
+                float64_limit=LOCKSTEP_F64_MAX,
+                float64_drift=float("inf") if stopped["float64"] else max(drift, default=0.0))
+    lock["passed"] = lock["max_param_rel_divergence"]["float64"] <= LOCKSTEP_F64_MAX
+    passed = all(r["passed"] for r in rows) and lock["passed"]
+    config = config_for(args, block_size=data.block_size)
+    sizes = {k: getattr(config, k) for k in SIZES[args.model]}
+    return dict(passed=passed, model=args.model, seed=args.seed, batch_size=args.batch_size, **sizes,
+                torch=torch.__version__, rows=rows, lockstep=lock), pictures

@@ -3,7 +3,7 @@
 Sections, for the lecture's models: the broken-up graph (all 26 gradients), the one-step backward
 of exercises 2 and 3, every parameter gradient of a model against its torch twin, and lockstep
 training of the two with SGD; for makemore.py's models the last two, with AdamW
-(oracle.compare.makemore, build_makemore_report). Each row
+(oracle.compare.makemore). Each row
 holds the tolerance policy for its dtype (numpy_ninja.tolerance.check_tensor); a tensor whose true
 gradient is zero is measured against the terms it is summed from (oracle.reference.scales).
 """
@@ -19,7 +19,6 @@ from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
 from numpy_ninja.tolerance import check_tensor
 from numpy_ninja.train import NonFiniteLoss, batch_rows, train_steps
-from oracle.compare import makemore
 from oracle.reference.graph import autograd_backprop
 from oracle.reference.lockstep import Stopped, lockstep
 from oracle.reference.scales import atomic_term_scales, term_scales
@@ -183,32 +182,3 @@ def build_report(args, data, progress=lambda doing: None):
     return dict(passed=passed, model=args.model, seed=args.seed, batch_size=args.batch_size,
                 torch=torch.__version__, rows=rows, lockstep=lock), pictures
 
-
-def build_makemore_report(args, data, progress=lambda doing: None):
-    """The report of one of makemore.py's models (oracle.compare.makemore) on `data`, its
-    sequences: every parameter gradient, and lockstep training with AdamW. The report dict as
-    build_report's, its lockstep also holding "float64_drift", the largest relative parameter
-    difference of the float64 training from a copy of itself whose gradients are nudged by a
-    rounding each step (inf when a training stopped); the pictures' arrays."""
-    rows, pictures, curves, stopped = [], {}, {}, False
-    for dtype in DTYPES:
-        progress(f"the model's parameters in {np.dtype(dtype).name}")
-        grads, pictures[np.dtype(dtype).name] = makemore.gradient_rows(args, data, dtype, config_for, row)
-        rows += grads
-    for dtype in DTYPES:
-        curves[np.dtype(dtype).name], why = makemore.lockstep_curves(
-            args, data, dtype, config_for, progress, drift=dtype == np.float64)
-        stopped = stopped or why is not None
-    drift = curves["float64"].pop("drift")
-    lock = dict(steps=args.steps, optimizer="adamw", curves=curves,
-                max_param_rel_divergence={k: max(c["divergence"], default=0.0) for k, c in curves.items()},
-                max_loss_abs_diff={k: float(np.max(np.abs(np.subtract(c["ours"], c["torch"])), initial=0))
-                                   for k, c in curves.items()},
-                float64_limit=LOCKSTEP_F64_MAX,
-                float64_drift=float("inf") if stopped else max(drift, default=0.0))
-    lock["passed"] = lock["max_param_rel_divergence"]["float64"] <= LOCKSTEP_F64_MAX
-    passed = all(r["passed"] for r in rows) and lock["passed"]
-    config = config_for(args, block_size=data.block_size)
-    sizes = {k: getattr(config, k) for k in SIZES[args.model]}
-    return dict(passed=passed, model=args.model, seed=args.seed, batch_size=args.batch_size, **sizes,
-                torch=torch.__version__, rows=rows, lockstep=lock), pictures
