@@ -9,7 +9,7 @@ import pytest
 import numpy_ninja as nn
 from numpy_ninja import models
 from numpy_ninja.cli import main
-from numpy_ninja.data import load_words, sequence_length
+from numpy_ninja.data import Vocab, load_words, sequence_length
 from oracle.reference import makemore
 
 # small sizes: one block of two heads, embeddings of 8, hidden 8 (the option each model takes)
@@ -28,7 +28,8 @@ def makemore_parameters(names, model):
     """{name: shape} of makemore's own model of these sizes: oracle.reference.makemore's torch
     module tree, built from makemore.py's architecture (not from numpy-ninja's model)."""
     sizes = dict(zip(SMALL[model][::2], map(int, SMALL[model][1::2])))
-    config = makemore.ModelConfig(block_size=sequence_length(load_words(names)), vocab_size=14,
+    words = load_words(names)
+    config = makemore.ModelConfig(block_size=sequence_length(words), vocab_size=len(Vocab.from_words(words)),
                                   **{k[2:].replace("-", "_"): v for k, v in sizes.items()})
     torch_model = makemore.build(MAKEMORE_TYPE.get(model, model), config)
     return {name: list(p.shape) for name, p in torch_model.named_parameters()}
@@ -116,7 +117,8 @@ def test_one_part_in_a_million_in_any_layer_fails_the_report(names, monkeypatch,
 
 def test_the_planted_layers_are_every_layer_of_the_six_models(names):
     """PLANTED covers each layer type the six models are made of (and the loss)."""
-    vocab, T = 14, sequence_length(load_words(names))
+    words = load_words(names)
+    vocab, T = len(Vocab.from_words(words)), sequence_length(words)
     used = set()
     for m in SMALL:
         config_sizes = dict(zip(SMALL[m][::2], map(int, SMALL[m][1::2])))
