@@ -139,6 +139,8 @@ def test_the_planted_layers_are_every_layer_of_the_six_models(names):
     (["--model", "transformer", "--n-head", "3"], "--n-head: must divide --n-embd (64) into equal heads, got 3"),
     (["--model", "gru", "--n-embd2", "0"], "--n-embd2: must be a positive integer, got 0"),
     (["--model", "rnn", "--steps", "0"], "--steps: must be a positive integer, got 0"),
+    (["--model", "transformer", "--n-embd", str(10**9), "--n-head", "1"], "these settings need at least"),
+    (["--model", "bow", "--data", "/nonexistent/names.txt"], "/nonexistent/names.txt: no such file"),
 ])
 def test_bad_settings_are_refused_in_one_line(names, capsys, args, says):
     assert main(["compare", "--data", str(names), *args]) == 2
