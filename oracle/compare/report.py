@@ -1,7 +1,9 @@
 """The numpy-vs-PyTorch report behind `numpy-ninja compare`: tensor by tensor, and step by step.
 
-Sections: the broken-up graph (all 26 gradients), the one-step backward of exercises 2 and 3, every
-parameter gradient of a model against its torch twin, and lockstep training of the two. Each row
+Sections, for the lecture's models: the broken-up graph (all 26 gradients), the one-step backward
+of exercises 2 and 3, every parameter gradient of a model against its torch twin, and lockstep
+training of the two with SGD; for makemore.py's models the last two, with AdamW
+(oracle.compare.makemore). Each row
 holds the tolerance policy for its dtype (numpy_ninja.tolerance.check_tensor); a tensor whose true
 gradient is zero is measured against the terms it is summed from (oracle.reference.scales).
 """
@@ -11,7 +13,7 @@ import torch.nn.functional as F
 
 import numpy_ninja as nn
 from numpy_ninja import atomic
-from numpy_ninja.config import RunConfig
+from numpy_ninja.config import LECTURE_MODELS, SIZES, RunConfig
 from numpy_ninja.data import load_dataset
 from numpy_ninja.models import build_model
 from numpy_ninja.optim import SGD
@@ -33,10 +35,17 @@ def row(section, name, ours, ref, terms=None, note=""):
                 passed=c.passed, note=note, **c.agreement.as_dict())
 
 
-def config_for(args, dtype=np.float32, model=None):
-    """The RunConfig of the report's settings: the model's defaults, the given sizes, `dtype`."""
-    return RunConfig(model=model or args.model, seed=args.seed, n_hidden=args.hidden,
-                     batch_size=args.batch_size, steps=args.steps, dtype=np.dtype(dtype).name)
+MAKEMORE_SIZES = ("n_layer", "n_head", "n_embd", "n_embd2")  # compare's options of makemore's sizes
+
+
+def config_for(args, dtype=np.float32, model=None, block_size=None):
+    """The RunConfig of the report's settings: the model's defaults, the given sizes (--hidden
+    for the lecture's models, makemore's for theirs), `dtype`; a sequence model's block_size."""
+    model = model or args.model
+    sizes = (dict(n_hidden=args.hidden) if model in LECTURE_MODELS else
+             {k: getattr(args, k) for k in MAKEMORE_SIZES if k in SIZES[model]})
+    return RunConfig(model=model, seed=args.seed, batch_size=args.batch_size, steps=args.steps,
+                     dtype=np.dtype(dtype).name, block_size=block_size, **sizes)
 
 
 def graph_rows(args, dtype):
@@ -172,3 +181,4 @@ def build_report(args, data, progress=lambda doing: None):
     passed = all(r["passed"] for r in rows) and lock["passed"]
     return dict(passed=passed, model=args.model, seed=args.seed, batch_size=args.batch_size,
                 torch=torch.__version__, rows=rows, lockstep=lock), pictures
+
