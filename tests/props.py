@@ -91,29 +91,29 @@ def _model(cls, **sizes):
 
 
 # makemore's layers and models for oracle.check_layer, as LAYERS, with their torch twin last
-# (makemore's own modules: oracle.reference.makemore.layer_twin through build_twin). Small sizes:
-# without a twin the layers' every element is checked by central differences (tensors of at most
-# 64 values). The models' vocabulary of VOCAB = 33 makes their token table larger than that: a
-# model is checked by central differences along one random direction per tensor (its layers
-# element by element, above), at a fraction of the cost.
+# (makemore's own modules: oracle.reference.makemore.layer_twin through build_twin). Without a
+# twin, a layer whose tensors all have at most 64 values has every element checked by central
+# differences; one with a larger tensor, along one random direction per tensor, which is far
+# cheaper for a layer that runs many small operations per forward (a wrong gradient, even one
+# element of it, shows along almost every direction). So the attention, the GRU, the block and
+# the models (a vocabulary of VOCAB = 33 tokens) are sized just over it; the twin checks every
+# element of every layer.
 VOCAB = 33
 MAKEMORE_LAYERS = {
     "GELU": (lambda dtype, rng: nn.GELU(), 4, (2, 3), "float", build_twin),
     "PositionEmbedding": (lambda dtype, rng: nn.PositionEmbedding(6, 3, rng=rng, dtype=dtype), 5, (2,),
                           "index", build_twin),
-    "CausalSelfAttention": (lambda dtype, rng: nn.CausalSelfAttention(4, 2, 6, rng=rng, dtype=dtype), 4,
+    "CausalSelfAttention": (lambda dtype, rng: nn.CausalSelfAttention(6, 2, 6, rng=rng, dtype=dtype), 6,
                             (3,), "float", build_twin),
     "CausalBoW": (lambda dtype, rng: nn.CausalBoW(6), 3, (3,), "float", build_twin),
-    "MLP, GELU": (lambda dtype, rng: nn.MLP(3, 5, nn.GELU(), rng=rng, dtype=dtype), 3, (2, 3), "float",
-                  build_twin),
-    "MLP, tanh": (lambda dtype, rng: nn.MLP(3, 5, nn.Tanh(), rng=rng, dtype=dtype), 3, (2, 3), "float",
-                  build_twin),
-    "Block": (lambda dtype, rng: nn.Block(2, 2, 6, rng=rng, dtype=dtype), 2, (3,), "float", build_twin),
+    "MLP": (lambda dtype, rng: nn.MLP(3, 5, nn.GELU(), rng=rng, dtype=dtype), 3, (2, 3), "float",
+            build_twin),  # the Transformer's; the BoWBlock holds the tanh one
+    "Block": (lambda dtype, rng: nn.Block(6, 2, 6, rng=rng, dtype=dtype), 6, (3,), "float", build_twin),
     "BoWBlock": (lambda dtype, rng: nn.BoWBlock(3, 5, 6, rng=rng, dtype=dtype), 3, (3,), "float",
                  build_twin),
     "Recurrent, RNNCell": (lambda dtype, rng: nn.Recurrent(nn.RNNCell(3, 4, rng=rng, dtype=dtype)), 3,
                            (3,), "float", build_twin),
-    "Recurrent, GRUCell": (lambda dtype, rng: nn.Recurrent(nn.GRUCell(3, 4, rng=rng, dtype=dtype)), 3,
+    "Recurrent, GRUCell": (lambda dtype, rng: nn.Recurrent(nn.GRUCell(3, 8, rng=rng, dtype=dtype)), 3,
                            (3,), "float", build_twin),
     "CrossEntropyLoss, ignore_index": (lambda dtype, rng: SequenceLoss(int(rng.integers(2**31))), 5, (3,), "float",
                                        SequenceLossTwin),
@@ -122,7 +122,7 @@ MAKEMORE_LAYERS = {
     "rnn": (_model(models.RNN, n_embd=2, n_embd2=3, cell_type="rnn"), VOCAB, (2,), "index", build_twin),
     "gru": (_model(models.RNN, n_embd=2, n_embd2=3, cell_type="gru"), VOCAB, (2,), "index", build_twin),
     "bow": (_model(models.BoW, n_embd=3, n_embd2=4), VOCAB, (2,), "index", build_twin),
-    "transformer": (_model(models.Transformer, n_layer=2, n_head=2, n_embd=2), VOCAB, (2,), "index",
+    "transformer": (_model(models.Transformer, n_layer=2, n_head=2, n_embd=4), VOCAB, (2,), "index",
                     build_twin),
 }
 
