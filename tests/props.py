@@ -40,7 +40,6 @@ LAYERS = {
 }
 
 
-
 class SequenceLoss(nn.Module):
     """nn.CrossEntropyLoss(ignore_index=-1) over logits (B, T, V), makemore's loss, as a layer
     check_layer can fuzz: forward(logits) is the loss, a 0-d array of the logits' dtype, against
@@ -93,11 +92,10 @@ def _model(cls, **sizes):
 # makemore's layers and models for oracle.check_layer, as LAYERS, with their torch twin last
 # (makemore's own modules: oracle.reference.makemore.layer_twin through build_twin). Without a
 # twin, a layer whose tensors all have at most 64 values has every element checked by central
-# differences; one with a larger tensor, along one random direction per tensor, which is far
-# cheaper for a layer that runs many small operations per forward (a wrong gradient, even one
-# element of it, shows along almost every direction). So the attention, the GRU, the block and
-# the models (a vocabulary of VOCAB = 33 tokens) are sized just over it; the twin checks every
-# element of every layer.
+# differences; one with a larger tensor, along one random direction per tensor (a wrong gradient
+# shows along almost every direction), far cheaper for a layer that runs many small operations per
+# forward. So the attention, the GRU, the block and the models (a vocabulary of VOCAB = 33 tokens)
+# are sized just over it; the twin checks every element of every layer.
 VOCAB = 33
 MAKEMORE_LAYERS = {
     "GELU": (lambda dtype, rng: nn.GELU(), 4, (2, 3), "float", build_twin),
@@ -115,8 +113,8 @@ MAKEMORE_LAYERS = {
                            (3,), "float", build_twin),
     "Recurrent, GRUCell": (lambda dtype, rng: nn.Recurrent(nn.GRUCell(3, 8, rng=rng, dtype=dtype)), 3,
                            (3,), "float", build_twin),
-    "CrossEntropyLoss, ignore_index": (lambda dtype, rng: SequenceLoss(int(rng.integers(2**31))), 5, (3,), "float",
-                                       SequenceLossTwin),
+    "CrossEntropyLoss, ignore_index": (lambda dtype, rng: SequenceLoss(int(rng.integers(2**31))), 5,
+                                       (3,), "float", SequenceLossTwin),
     "bigram": (_model(models.Bigram), VOCAB, (2,), "index", build_twin),
     "bengio": (_model(models.Bengio, n_embd=2, n_embd2=4), VOCAB, (2,), "index", build_twin),
     "rnn": (_model(models.RNN, n_embd=2, n_embd2=3, cell_type="rnn"), VOCAB, (2,), "index", build_twin),
