@@ -106,7 +106,8 @@ MAKEMORE_LAYERS = {
     "CausalBoW": (lambda dtype, rng: nn.CausalBoW(6), 3, (3,), "float", build_twin),
     "MLP": (lambda dtype, rng: nn.MLP(3, 5, nn.GELU(), rng=rng, dtype=dtype), 3, (2, 3), "float",
             build_twin),  # the Transformer's; the BoWBlock holds the tanh one
-    "Block": (lambda dtype, rng: nn.Block(6, 2, 6, rng=rng, dtype=dtype), 6, (3,), "float", build_twin),
+    "Block": (lambda dtype, rng: nn.Block(5, 1, 6, rng=rng, dtype=dtype), 5, (3,), "float",
+              build_twin),  # one head: the attention's heads are checked above, and in the model
     "BoWBlock": (lambda dtype, rng: nn.BoWBlock(3, 5, 6, rng=rng, dtype=dtype), 3, (3,), "float",
                  build_twin),
     "Recurrent, RNNCell": (lambda dtype, rng: nn.Recurrent(nn.RNNCell(3, 4, rng=rng, dtype=dtype)), 3,
