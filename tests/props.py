@@ -6,12 +6,15 @@ from hypothesis import assume, currently_in_test_context
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import torch
+import torch.nn.functional as F
+
 import numpy_ninja as nn
-from numpy_ninja import atomic
+from numpy_ninja import atomic, models
 from numpy_ninja.tolerance import disagreements, rtol_for
 from oracle.reference.graph import autograd_backprop
 from oracle.reference.scales import atomic_term_scales, term_scales
-from oracle.reference.twin import run_twin
+from oracle.reference.twin import build_twin, run_twin
 
 DTYPES = hnp.floating_dtypes(sizes=(32, 64), endianness="=")
 SCALES = st.sampled_from([1e-3, 1e-2, 0.1, 1.0, 10.0])  # init scales over four orders of magnitude
@@ -34,6 +37,92 @@ LAYERS = {
                   6, (1, 2), "index"),
     "Flatten": (lambda dtype, rng: nn.Flatten(), 2, (3, 4), "float"),
     "FlattenConsecutive": (lambda dtype, rng: nn.FlattenConsecutive(int(rng.choice([1, 2, 3]))), 2, (3,), "float"),
+}
+
+
+class SequenceLoss(nn.Module):
+    """nn.CrossEntropyLoss(ignore_index=-1) over logits (B, T, V), makemore's loss, as a layer
+    check_layer can fuzz: forward(logits) is the loss, a 0-d array of the logits' dtype, against
+    the targets ``targets(shape)`` draws from the layer's seed for that shape, about a quarter of
+    them -1 (ignored, as makemore's padding; the first always counted: a batch with none counted
+    has no loss to check); backward(dout) is dout times the criterion's backward."""
+
+    def __init__(self, seed):
+        self.seed = seed
+        self.criterion = nn.CrossEntropyLoss(ignore_index=-1)
+
+    def targets(self, shape):
+        B, T, V = shape
+        rng = np.random.default_rng([self.seed, B, T, V])
+        targets = rng.integers(0, V, (B, T))
+        targets[rng.random((B, T)) < 0.25] = -1
+        targets[0, 0] = abs(targets[0, 0])
+        return targets
+
+    def forward(self, logits):
+        self.cache = logits
+        return np.asarray(self.criterion(logits, self.targets(logits.shape)), logits.dtype)
+
+    def backward(self, dout):
+        self.saved()
+        return self.criterion.backward() * dout
+
+    def terms(self, dout_terms):
+        t = self.criterion.terms(np.abs(self.saved().astype(np.float64)))  # the logits are exact
+        return {"out": np.asarray(t["out"]), "dx": t["dx"] * dout_terms}
+
+
+class SequenceLossTwin(torch.nn.Module):
+    """F.cross_entropy(ignore_index=-1) on the targets a SequenceLoss draws."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.targets = layer.targets
+
+    def forward(self, logits):
+        targets = torch.as_tensor(self.targets(tuple(logits.shape)))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1)
+
+
+def _model(cls, **sizes):
+    """make_layer for a makemore model of VOCAB tokens and block size 6, seeded from rng."""
+    return lambda dtype, rng: cls(VOCAB, 6, **sizes, seed=int(rng.integers(2**31)), dtype=dtype)
+
+
+# makemore's layers and models for oracle.check_layer, as LAYERS, with their torch twin last
+# (makemore's own modules: oracle.reference.makemore.layer_twin through build_twin). Without a
+# twin, a layer whose tensors all have at most 64 values has every element checked by central
+# differences; one with a larger tensor, along one random direction per tensor (a wrong gradient
+# shows along almost every direction), far cheaper for a layer that runs many small operations per
+# forward. So the attention, the GRU, the block and the models (a vocabulary of VOCAB = 33 tokens)
+# are sized just over it; the twin checks every element of every layer.
+VOCAB = 33
+MAKEMORE_LAYERS = {
+    "GELU": (lambda dtype, rng: nn.GELU(), 4, (2, 3), "float", build_twin),
+    "PositionEmbedding": (lambda dtype, rng: nn.PositionEmbedding(6, 3, rng=rng, dtype=dtype), 5, (2,),
+                          "index", build_twin),
+    "CausalSelfAttention": (lambda dtype, rng: nn.CausalSelfAttention(6, 2, 6, rng=rng, dtype=dtype), 6,
+                            (3,), "float", build_twin),
+    "CausalBoW": (lambda dtype, rng: nn.CausalBoW(6), 3, (3,), "float", build_twin),
+    "MLP": (lambda dtype, rng: nn.MLP(3, 5, nn.GELU(), rng=rng, dtype=dtype), 3, (2, 3), "float",
+            build_twin),  # the Transformer's; the BoWBlock holds the tanh one
+    "Block": (lambda dtype, rng: nn.Block(5, 1, 6, rng=rng, dtype=dtype), 5, (3,), "float",
+              build_twin),  # one head: the attention's heads are checked above, and in the model
+    "BoWBlock": (lambda dtype, rng: nn.BoWBlock(3, 5, 6, rng=rng, dtype=dtype), 3, (3,), "float",
+                 build_twin),
+    "Recurrent, RNNCell": (lambda dtype, rng: nn.Recurrent(nn.RNNCell(3, 4, rng=rng, dtype=dtype)), 3,
+                           (3,), "float", build_twin),
+    "Recurrent, GRUCell": (lambda dtype, rng: nn.Recurrent(nn.GRUCell(3, 8, rng=rng, dtype=dtype)), 3,
+                           (3,), "float", build_twin),
+    "CrossEntropyLoss, ignore_index": (lambda dtype, rng: SequenceLoss(int(rng.integers(2**31))), 5,
+                                       (3,), "float", SequenceLossTwin),
+    "bigram": (_model(models.Bigram), VOCAB, (2,), "index", build_twin),
+    "bengio": (_model(models.Bengio, n_embd=2, n_embd2=4), VOCAB, (2,), "index", build_twin),
+    "rnn": (_model(models.RNN, n_embd=2, n_embd2=3, cell_type="rnn"), VOCAB, (2,), "index", build_twin),
+    "gru": (_model(models.RNN, n_embd=2, n_embd2=3, cell_type="gru"), VOCAB, (2,), "index", build_twin),
+    "bow": (_model(models.BoW, n_embd=3, n_embd2=4), VOCAB, (2,), "index", build_twin),
+    "transformer": (_model(models.Transformer, n_layer=2, n_head=2, n_embd=4), VOCAB, (2,), "index",
+                    build_twin),
 }
 
 

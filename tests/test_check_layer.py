@@ -83,6 +83,18 @@ def test_a_broken_layer_fails_with_the_smallest_input(make_layer, features, twin
         check_layer(make_layer, features, twin=twin, ndim=ndim, max_examples=100, raise_on_failure=True)
 
 
+def test_without_shrinking_the_first_failing_example_is_reported():
+    """shrink=False stops at the first failure, as drawn: fewer examples, not the shrunk one."""
+    def check(shrink):
+        return check_layer(lambda dt, rng: TanhWrongForNegatives(), 2, ndim=(2,), modes=("train",),
+                           dtypes=("float64",), max_examples=100, shrink=shrink)
+    drawn, shrunk = check(False), check(True)
+    assert not drawn.passed and drawn.counterexample.tensor == "dx"
+    assert tuple(shrunk.counterexample.shape) == (1, 2)
+    assert drawn.examples < shrunk.examples
+    assert drawn.counterexample.example != shrunk.counterexample.example
+
+
 class RaisesInForward(nn.Tanh):
     def forward(self, x):
         raise RuntimeError("not today")

@@ -17,7 +17,7 @@ from numpy_ninja.tolerance import disagreements
 from oracle import check_layer
 from oracle.reference.scales import atomic_term_scales, term_scales
 from oracle.reference.twin import build_twin, run_twin
-from props import (DTYPES, LAYERS, SCALES, atomic_disagreements, contexts, floats, lecture_params,
+from props import (DTYPES, LAYERS, MAKEMORE_LAYERS, SCALES, atomic_disagreements, contexts, floats, lecture_params,
                    one_step_disagreements, our_pass, set_params, twin_disagreements)
 
 
@@ -31,6 +31,20 @@ def test_layer(name, reference):
     make_layer, features, ndim, kind = LAYERS[name]
     check_layer(make_layer, features, twin=build_twin if reference == "twin" else None,
                 ndim=ndim, input=kind, max_examples=settings().max_examples, raise_on_failure=True)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reference", ["twin", "finite differences"])
+@pytest.mark.parametrize("name", MAKEMORE_LAYERS)
+def test_makemore_layer(name, reference, dtype):
+    """makemore's layers and models as test_layer checks the lecture's, against makemore's own
+    torch modules or torch-free, each dtype on its own: 2 examples each in the ci profile, 40 in
+    the thorough one (the mutation tests show what so few catch; a block or a model is slower per
+    example than a lecture layer). Train mode: none has buffers, eval is the same computation."""
+    make_layer, features, ndim, kind, twin = MAKEMORE_LAYERS[name]
+    check_layer(make_layer, features, twin=twin if reference == "twin" else None, ndim=ndim,
+                input=kind, dtypes=(dtype,), modes=("train",),
+                max_examples=settings().max_examples // 50, raise_on_failure=True)
 
 
 # ---------------------------------------------------------------- whole networks against torch

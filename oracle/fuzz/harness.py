@@ -112,7 +112,7 @@ class _Failed(AssertionError):
 
 def check_layer(make_layer, features, *, twin=None, ndim=(2,), input="float",
                 dtypes=("float64", "float32"), modes=("train", "eval"), max_examples=100, seed=0,
-                raise_on_failure=False, progress=None):
+                shrink=True, raise_on_failure=False, progress=None):
     """Fuzz the layer ``make_layer(dtype, rng)`` builds, against ``twin(layer)`` (a torch module
     whose state_dict names and shapes match the layer's; its values are copied in) or, with no
     twin, torch-free.
@@ -120,6 +120,8 @@ def check_layer(make_layer, features, *, twin=None, ndim=(2,), input="float",
     features: the size of the input's last axis (input="float"), or the number of indices
     (input="index": integer input in [0, features)). ndim: the input ranks to try: float
     (N, features) is 2, (N, L, features) 3; index (N,) is 1, (N, L) 2.
+    shrink=False reports the first failing example as it was drawn, not the smallest (for a test
+    that only asks whether the check fails).
     Returns a LayerReport, failed when more than half of the examples had a result set aside;
     raise_on_failure=True raises AssertionError with a failed one instead.
     Raises LayerCheckError when the check cannot run. progress(examples) is called after each.
@@ -159,7 +161,8 @@ def check_layer(make_layer, features, *, twin=None, ndim=(2,), input="float",
     aside_count = [0]
 
     @settings(max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
-              phases=[p for p in Phase if p is not Phase.explain],  # its report is not ours
+              phases=[p for p in Phase if p is not Phase.explain  # its report is not ours
+                      and (shrink or p is not Phase.shrink)],
               report_multiple_bugs=False,  # the smallest failure, not a group of them
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @hypothesis_seed(seed)

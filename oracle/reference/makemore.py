@@ -11,8 +11,11 @@ A makemore.py state_dict loads into these models (``load_state_dict``, strict): 
 ``from_numpy(np_model)`` builds the torch model holding a numpy_ninja model's values (through its
 ``makemore_state_dict``); ``ours_layout(module)`` swaps every nn.Linear for one that keeps its
 weight as numpy_ninja does, (fan_in, fan_out), so that a module is a layer twin for
-``oracle.check_layer``. GRUCell is makemore's gate layout, not torch.nn.GRUCell's (which resets
-after the matrix product and blends the other way round): an explicit module.
+``oracle.check_layer``, and ``layer_twin(layer)`` is that twin for each numpy_ninja makemore
+layer and model (PositionEmbedding, Recurrent, BlockMLP and ``logits_only`` adapt makemore's
+modules where it writes a layer inline or returns more than logits). GRUCell is makemore's gate
+layout, not torch.nn.GRUCell's (which resets after the matrix product and blends the other way
+round): an explicit module.
 """
 import math
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import numpy_ninja.models as np_models
+import numpy_ninja.nn as np_nn
 
 TYPES = ("bigram", "mlp", "rnn", "gru", "bow", "transformer")  # makemore.py's --type
 NUMPY_NAMES = {"mlp": "bengio"}  # a makemore type's name in numpy-ninja, where it differs
@@ -306,6 +310,89 @@ def ours_layout(module):
             ours_layout(child)
     return module
 
+
+# ---------------------------------------------------------------- layer twins
+# Where numpy_ninja has a layer that makemore writes inline (the MLP of a block, the position
+# embedding, the loop over the sequence) or a model whose forward returns more than logits, a small
+# module with the layer's names, for oracle.check_layer.
+
+class PositionEmbedding(nn.Embedding):
+    """makemore's wpe looked up at arange(T) and broadcast over the batch: idx (B, T) of any
+    values -> (B, T, embedding_dim); only idx's shape is read."""
+
+    def forward(self, idx):
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)
+        return super().forward(pos).expand(B, T, self.embedding_dim)
+
+
+class Recurrent(nn.Module):
+    """makemore's RNN without its embedding and head: the cell over x (B, T, n_embd) from the
+    learned ``start`` (1, n_embd2), every hidden state (B, T, n_embd2) (run_cell)."""
+
+    def __init__(self, config, cell_type):
+        super().__init__()
+        self.start = nn.Parameter(torch.zeros(1, config.n_embd2))
+        self.cell = CELLS[cell_type](config)
+
+    def forward(self, x):
+        return run_cell(self.cell, self.start, x)
+
+
+class BlockMLP(nn.Module):
+    """The MLP branch of makemore's blocks, which it calls inline from an nn.ModuleDict:
+    c_proj(act(c_fc(x))), act NewGELU (Block) or tanh (BoWBlock)."""
+
+    def __init__(self, n_in, n_hidden, act):
+        super().__init__()
+        self.c_fc = nn.Linear(n_in, n_hidden)
+        self.c_proj = nn.Linear(n_hidden, n_in)
+        self.act = act
+
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+def logits_only(model):
+    """A makemore model whose forward returns its logits alone (not (logits, loss)), by a forward
+    hook: its modules, names and state are untouched. Returns model."""
+    model.register_forward_hook(lambda module, args, output: output[0])
+    return model
+
+
+def layer_twin(layer):
+    """The torch twin of a numpy_ninja makemore layer or model, a layer twin for
+    ``oracle.check_layer``: makemore's own module (or one above, where makemore writes the layer
+    inline), with the layer's sizes, its nn.Linear in numpy-ninja's layout (ours_layout), float32
+    and its state not loaded. GELU is torch's nn.GELU(approximate="tanh"); a model returns its
+    logits only. None for a layer that is not makemore's."""
+    if isinstance(layer, np_nn.GELU):
+        return nn.GELU(approximate="tanh")
+    if isinstance(layer, np_nn.PositionEmbedding):
+        return PositionEmbedding(*layer.weight.shape)
+    if isinstance(layer, np_nn.CausalSelfAttention):
+        config = ModelConfig(block_size=layer.block_size, n_embd=layer.n_embd, n_head=layer.n_head)
+        return ours_layout(CausalSelfAttention(config))
+    if isinstance(layer, np_nn.CausalBoW):
+        return CausalBoW(ModelConfig(block_size=layer.block_size))
+    if isinstance(layer, np_nn.MLP):
+        act = {np_nn.GELU: NewGELU, np_nn.Tanh: nn.Tanh}.get(type(layer.act))
+        return None if act is None else ours_layout(BlockMLP(*layer.c_fc.weight.shape, act()))
+    if isinstance(layer, np_nn.Block):
+        a = layer.attn
+        return ours_layout(Block(ModelConfig(block_size=a.block_size, n_embd=a.n_embd, n_head=a.n_head)))
+    if isinstance(layer, np_nn.BoWBlock):
+        n_embd, n_embd2 = layer.mlp.c_fc.weight.shape
+        return ours_layout(BoWBlock(ModelConfig(block_size=layer.cbow.block_size, n_embd=n_embd,
+                                                n_embd2=n_embd2)))
+    if isinstance(layer, np_nn.Recurrent):
+        cell = layer.cell
+        cell_type = {np_nn.RNNCell: "rnn", np_nn.GRUCell: "gru"}[type(cell)]
+        config = ModelConfig(n_embd=cell.n_embd, n_embd2=cell.n_embd2)
+        return ours_layout(Recurrent(config, cell_type))
+    if isinstance(layer, np_models.LanguageModel):
+        return logits_only(ours_layout(build(type_of(layer), config_of(layer))))
+    return None
 
 
 def build(model_type, config):

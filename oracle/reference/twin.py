@@ -3,7 +3,9 @@
 Torch's own modules or ops wherever torch has them (nn.Embedding, nn.Flatten, F.linear,
 nn.BatchNorm1d for the biased estimator, nn.LayerNorm, nn.Tanh, F.cross_entropy); small modules
 here only where it has none (FlattenConsecutive; BatchNorm normalising with the unbiased n-1
-variance).
+variance). makemore's layers and models (GELU, PositionEmbedding, CausalSelfAttention, CausalBoW,
+MLP, Block, BoWBlock, Recurrent, the six models) are oracle.reference.makemore's
+(``layer_twin``).
 
     build_twin(module, dtype=None) -> torch.nn.Module
     run_twin(module, x, targets=None, dout=None) -> {"out", "loss", "dx", "grads", "buffers"}
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import numpy_ninja as nn_np
+from oracle.reference import makemore
 
 
 class FlattenConsecutive(nn.Module):
@@ -107,7 +110,9 @@ def twin_module(layer, dtype):
     elif isinstance(layer, nn_np.Tanh):
         m = nn.Tanh()
     else:
-        raise TypeError(f"no torch twin for {type(layer).__name__}")
+        m = makemore.layer_twin(layer)  # makemore's layers and models
+        if m is None:
+            raise TypeError(f"no torch twin for {type(layer).__name__}")
     m = m.to(torch_dtype(dtype))
     load_state(m, layer.state_dict())
     return m.train(layer.training)
