@@ -256,3 +256,24 @@ def test_sequence_cross_entropy_one_part_in_a_million_is_reported(monkeypatch, r
                          ndim=ndim, input=kind, dtypes=("float64",), modes=("train",), max_examples=20,
                          shrink=False)
     assert not report.passed and report.counterexample.tensor == "dx", report
+
+
+def test_attention_with_large_scores_reports_one_part_in_a_million(monkeypatch):
+    """Where the scores run into the thousands the softmax is ill-conditioned and the attention's
+    terms (a bound, not a measurement) grow far beyond its rounding: against its twin the layer
+    as it is still passes, and one part in a million of its dx is still seen. (Torch-free, the
+    loose terms let such an error through at these scores: docs/tolerances.md.)"""
+    def make_layer(dtype, rng):
+        layer = nn.CausalSelfAttention(6, 2, 6, rng=rng, dtype=dtype)
+        for _, p in layer.named_parameters():
+            p.data[...] = rng.standard_normal(p.shape) * 10  # scores in the thousands
+        return layer
+
+    def check():
+        return check_layer(make_layer, 6, twin=build_twin, ndim=(3,), dtypes=("float64",),
+                           modes=("train",), max_examples=20, shrink=False)
+    assert check().passed  # the layer as it is, at such scores
+    monkeypatch.setattr(nn.CausalSelfAttention, "backward",
+                        scaled_by_a_millionth(nn.CausalSelfAttention.backward, "dx"))
+    report = check()
+    assert not report.passed and report.counterexample.tensor == "dx", report
