@@ -287,13 +287,15 @@ def main():
 def report(args):
     rounds, round_steps = (7, 100) if args.quick else (21, 200)
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"{os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}; "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"{os.cpu_count()} cores; "
+          + "; ".join(f"{v}={os.environ.get(v, 'unset')}" for v in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE"))
+          + f"; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(blas_info())  # inside blas_threads: the threads the numpy variant runs on
     if "jax" in VARIANTS:
         import jax
         print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
-    print(f"float32; {rounds} interleaved rounds of up to {round_steps} steps (fewer for larger sizes);\n"
+    print(f"float32; {rounds} interleaved rounds of up to {round_steps} steps (fewer for larger sizes;\n"
+          f"makemore's models: as many as numpy runs in about half a second);\n"
           f"us/step: median over the rounds; x numpy: median over the rounds of the variant's time over\n"
           f"numpy's in the same round\n")
     results = {}
