@@ -1,20 +1,30 @@
-"""Time one SGD step of numpy-ninja against PyTorch, interleaved, in one run.
+"""Time one training step of numpy-ninja against PyTorch (and JAX), interleaved, in one run.
 
 Variants, on the same batches from the same initialisation (float32):
-  numpy         numpy_ninja.train.train_steps, the step `numpy-ninja train` runs
-  torch         the model's twin (oracle.reference.twin) with autograd: loss.backward() + SGD
-  torch-manual  the lecture's exercise-4 loop in torch under no_grad (MLP only)
-  jax           a jax.jit-compiled value-and-grad + SGD step, called once per step (when jax is
-                installed: pip install "jax[cpu]"; benchmarks/jax_step.py)
-  jax-scan      the same step inside one lax.scan per round: no Python between steps
-Rounds of up to 200 steps go round-robin through the variants, 21 times (--quick: 7 rounds of 100,
-default network only). A variant's time is the median over its rounds of microseconds per step; its
-ratio to numpy is the median over the rounds of its time over numpy's in the same round, which
-cancels most of a shared machine's drift in speed. Peak memory (--memory) is measured in a fresh
-process per variant and size: the peak resident set during 50 steps (VmHWM, reset after set-up)
-minus the resident set after set-up.
+  numpy         numpy_ninja.train.train_steps, the step `numpy-ninja train --model MODEL` runs:
+                SGD for the lecture's mlp and wavenet, AdamW for makemore's models, whose
+                batches it cuts after their last counted position (numpy_ninja.train.trimmed)
+  torch         the same model in torch with autograd: the lecture's models' twin
+                (oracle.reference.twin) + SGD; makemore's models with makemore.py's module
+                structure (oracle.reference.makemore.from_numpy) + torch.optim.AdamW (makemore's
+                settings), on the same trimmed batches: like for like
+  torch-padded  makemore's models only: the same torch step on the batches as makemore.py runs
+                them, every sequence padded to the block size: makemore as it runs
+  torch-manual  the lecture's exercise-4 loop in torch under no_grad (mlp only)
+  jax           a jax.jit-compiled value-and-grad + update step (SGD, or AdamW as torch's),
+                called once per step, on the same batches (when jax is installed: pip install
+                "jax[cpu]"; benchmarks/jax_step.py)
+  jax-scan      the lecture's models only: the same step inside one lax.scan per round
+Rounds of up to 200 steps (makemore's models: about half a second of numpy's) go round-robin
+through the variants, 21 times (--quick: 7 rounds of up to 100, the lecture mlp at its default
+size only). A variant's time is the median over its rounds of
+microseconds per step; its ratio to numpy is the median over the rounds of its time over numpy's
+in the same round, which cancels most of a shared machine's drift in speed. Peak memory
+(--memory) is measured in a fresh process per variant and size: the peak resident set during 50
+steps (VmHWM, reset after set-up) minus the resident set after set-up.
 
-    python benchmarks/bench_step.py [--quick] [--memory] [--json FILE]
+    python benchmarks/bench_step.py [--model mlp wavenet bigram bengio rnn gru bow transformer]
+                                    [--quick] [--memory] [--json FILE] [--threads N]
 """
 import argparse
 import json
@@ -27,26 +37,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from numpy_ninja.config import RunConfig
-from numpy_ninja.data import default_data_path, load_dataset
+from numpy_ninja.config import LECTURE_MODELS, MAKEMORE_MODELS, MODEL_DEFAULTS, RunConfig
+from numpy_ninja.data import default_data_path, load_dataset, load_words
 from numpy_ninja.models import build_model
-from numpy_ninja.optim import SGD
-from numpy_ninja.train import DRAW_STEPS, batch_rows, blas_threads, train_steps
+from numpy_ninja.optim import optimizer_for
+from numpy_ninja.run import with_sequence_length
+from numpy_ninja.train import DRAW_STEPS, batch_indices, batch_rows, blas_threads, train_steps, trimmed
+from oracle.reference.makemore import from_numpy
 from oracle.reference.twin import build_twin
 
 
 def setup(model_name, batch_size, hidden, seed=None):
-    """The model's defaults at this size, float32, trained at its initial rate throughout."""
-    config = RunConfig(model=model_name, dtype="float32", n_hidden=hidden or None, batch_size=batch_size,
-                       steps=10**9, lr_decay_step=10**9, **({} if seed is None else dict(seed=seed)))
-    data = load_dataset(default_data_path(), config.block_size, config.seed)
+    """The model's defaults at this size (hidden: the lecture's models' n_hidden; 0 for makemore's,
+    whose block size is the data's), float32, trained at its initial rate throughout."""
+    extra = {} if seed is None else dict(seed=seed)
+    if model_name in MAKEMORE_MODELS:
+        config = RunConfig(model=model_name, dtype="float32", batch_size=batch_size, steps=10**9, **extra)
+        config = with_sequence_length(config, load_words(default_data_path()))
+    else:
+        config = RunConfig(model=model_name, dtype="float32", n_hidden=hidden or None,
+                           batch_size=batch_size, steps=10**9, lr_decay_step=10**9, **extra)
+    data = load_dataset(default_data_path(), config.block_size, config.seed, config.sequences)
     X, Y = data.splits["train"]
     return config, build_model(config, len(data.vocab)), X, Y
 
 
 def numpy_variant(config, model, X, Y):
     lossi = np.zeros(DRAW_STEPS * 1000, np.float32)
-    optimizer = SGD(model.parameters(), config.lr)
+    optimizer = optimizer_for(config, model.parameters())
     step = [0]
 
     def run(n):
@@ -56,7 +74,21 @@ def numpy_variant(config, model, X, Y):
     return run
 
 
+def batches(config, n_train):
+    """step -> its batch's row indices, a draw of DRAW_STEPS steps at a time as train_steps."""
+    drawn = {}
+
+    def rows(step):
+        if step // DRAW_STEPS not in drawn:
+            drawn.clear()
+            drawn[step // DRAW_STEPS] = batch_indices(config.seed, n_train, config.batch_size, step)
+        return drawn[step // DRAW_STEPS][step % DRAW_STEPS]
+    return rows
+
+
 def torch_variant(config, model, X, Y):
+    if config.sequences:
+        return makemore_torch_variant(config, model, X, Y, trim=True)
     twin = build_twin(model, torch.float32)
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     step = [0]
@@ -74,6 +106,34 @@ def torch_variant(config, model, X, Y):
             step[0] += 1
         return loss.item()
     return run
+
+
+def makemore_torch_variant(config, model, X, Y, trim):
+    """makemore.py's training step: its model (our initial values), torch.optim.AdamW with its
+    settings, `logits, loss = model(X, Y); model.zero_grad(set_to_none=True); loss.backward();
+    optimizer.step()`; on our batches, trimmed as ours (trim=True) or padded as makemore's."""
+    tm = from_numpy(model, torch.float32)
+    optimizer = torch.optim.AdamW(tm.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  betas=(0.9, 0.99), eps=1e-8)
+    rows_of, step = batches(config, len(Y)), [0]
+
+    def run(n):
+        for _ in range(n):
+            rows = rows_of(step[0])
+            Xb, Yb = X[rows], Y[rows]
+            if trim:
+                Xb, Yb = trimmed(Xb, Yb)
+            _, loss = tm(torch.from_numpy(Xb), torch.from_numpy(Yb))
+            tm.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step[0] += 1
+        return loss.item()
+    return run
+
+
+def padded_variant(config, model, X, Y):
+    return makemore_torch_variant(config, model, X, Y, trim=False)
 
 
 def manual_variant(config, model, X, Y):
@@ -124,29 +184,45 @@ def manual_variant(config, model, X, Y):
 def jax_variants():
     """The JAX variants, or none when jax is not installed."""
     try:
-        from jax_step import jax_variant
+        from jax_step import jax_variant, makemore_jax_variant
     except ImportError:
         return {}
 
     def make(scanned):
         def variant(config, model, X, Y):
+            if config.sequences:
+                return makemore_jax_variant(model, config.model, X, Y, config.seed, config.batch_size,
+                                            config.lr, (0.9, 0.99), 1e-8, config.weight_decay)
             return jax_variant(model, X, Y, config.seed, config.batch_size, config.lr, scanned)
         return variant
     return {"jax": make(False), "jax-scan": make(True)}
 
 
-VARIANTS = {"numpy": numpy_variant, "torch": torch_variant, "torch-manual": manual_variant, **jax_variants()}
+VARIANTS = {"numpy": numpy_variant, "torch": torch_variant, "torch-padded": padded_variant,
+            "torch-manual": manual_variant, **jax_variants()}
+
+
+def variants_of(model_name):
+    """The variants that apply to a model."""
+    only = {"torch-padded": MAKEMORE_MODELS, "torch-manual": ("mlp",), "jax-scan": LECTURE_MODELS}
+    return [n for n in VARIANTS if model_name in only.get(n, (model_name,))]
 
 
 def time_variants(model_name, batch_size, hidden, rounds, round_steps, names):
     """Per variant: median us/step over the rounds, the median over the rounds of its time
     relative to numpy's in the same round (this machine's speed drifts between rounds; a ratio
-    of adjacent rounds cancels most of it), and its first and last loss."""
+    of adjacent rounds cancels most of it), and its first and last loss. round_steps None: as
+    many steps as numpy runs in about half a second."""
     runs, first, times = {}, {}, {n: [] for n in names}
     for name in names:
         runs[name] = VARIANTS[name](*setup(model_name, batch_size, hidden))
         first[name] = runs[name](1)
-        runs[name](round_steps)  # warm-up
+        t0 = time.perf_counter()
+        runs[name](20)  # warm-up
+        if name == "numpy" and round_steps is None:
+            round_steps = max(5, min(200, int(0.5 / ((time.perf_counter() - t0) / 20))))
+        if round_steps > 20:
+            runs[name](round_steps - 20)  # the rest of a round's warm-up
     for _ in range(rounds):
         for name in names:
             t0 = time.perf_counter()
@@ -191,6 +267,9 @@ def blas_info():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", nargs="+", choices=tuple(MODEL_DEFAULTS), default=list(LECTURE_MODELS),
+                        help="the models to time (default: the lecture's mlp at six sizes and wavenet); "
+                             "makemore's models at makemore's defaults, batch 32")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory (slower)")
     parser.add_argument("--json", help="write every figure to this file")
@@ -208,40 +287,48 @@ def main():
 def report(args):
     rounds, round_steps = (7, 100) if args.quick else (21, 200)
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"{os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+          f"{os.cpu_count()} cores; "
+          + "; ".join(f"{v}={os.environ.get(v, 'unset')}" for v in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE"))
+          + f"; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(blas_info())  # inside blas_threads: the threads the numpy variant runs on
     if "jax" in VARIANTS:
         import jax
         print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
-    print(f"float32; {rounds} interleaved rounds of up to {round_steps} steps (fewer for larger sizes);\n"
+    print(f"float32; {rounds} interleaved rounds of up to {round_steps} steps (fewer for larger sizes;\n"
+          f"makemore's models: as many as numpy runs in about half a second);\n"
           f"us/step: median over the rounds; x numpy: median over the rounds of the variant's time over\n"
           f"numpy's in the same round\n")
     results = {}
-    sizes = [("mlp", 32, 200)] if args.quick else [
-        ("mlp", b, h) for h in (200, 1024) for b in (32, 256, 2048)]
-    sizes.append(("wavenet", 32, 128))
-    others = [n for n in VARIANTS if n != "numpy"]
-    short = {"torch-manual": "manual"}
-    print(f"{'model':8} {'batch':>5} {'hidden':>6} {'numpy':>9} {'steps/s':>8} "
-          + " ".join(f"{short.get(n, n):>9}" for n in others) + "   x numpy: "
-          + " ".join(f"{short.get(n, n):>8}" for n in others)
-          + ("   peak MB " + "/".join(["numpy"] + others) if args.memory else ""))
+    sizes = []
+    for m in args.model:
+        if m == "mlp":
+            sizes += [("mlp", 32, 200)] if args.quick else [("mlp", b, h) for h in (200, 1024) for b in (32, 256, 2048)]
+        else:
+            sizes.append((m, 32, 128 if m == "wavenet" else 0))
+    shown = [n for n in VARIANTS if n != "numpy" and any(n in variants_of(m) for m, _, _ in sizes)]
+    short = {"torch-manual": "manual", "torch-padded": "padded"}
+    print(f"{'model':11} {'batch':>5} {'hidden':>6} {'numpy':>9} {'steps/s':>8} "
+          + " ".join(f"{short.get(n, n):>9}" for n in shown) + "   x numpy: "
+          + " ".join(f"{short.get(n, n):>8}" for n in shown)
+          + ("   peak MB " + "/".join(["numpy"] + [short.get(n, n) for n in shown]) if args.memory else ""))
     for model_name, b, h in sizes:
-        names = [n for n in VARIANTS if model_name == "mlp" or n != "torch-manual"]
-        steps = max(5, min(round_steps, round_steps * 6400 // (b * h)))  # ~equal time per size
+        names = variants_of(model_name)
+        steps = (None if model_name in MAKEMORE_MODELS  # about half a second of numpy's steps
+                 else max(5, min(round_steps, round_steps * 6400 // (b * h))))  # ~equal time per size
         r = time_variants(model_name, b, h, rounds, steps, names)
         for n in names:
             assert r[n]["last_loss"] < r[n]["first_loss"], f"{n} did not train"
         nan = dict(us=float("nan"), per_numpy=float("nan"))
-        line = (f"{model_name:8} {b:5} {h:6} {r['numpy']['us']:9.1f} {1e6 / r['numpy']['us']:8.0f} "
-                + " ".join(f"{r.get(n, nan)['us']:9.1f}" for n in others) + "            "
-                + " ".join(f"{r.get(n, nan)['per_numpy']:8.2f}" for n in others))
+        line = (f"{model_name:11} {b:5} {h or '-':>6} {r['numpy']['us']:9.1f} {1e6 / r['numpy']['us']:8.0f} "
+                + " ".join(f"{r.get(n, nan)['us']:9.1f}" for n in shown) + "            "
+                + " ".join(f"{r.get(n, nan)['per_numpy']:8.2f}" for n in shown))
         if args.memory:
             mem = {n: peak_memory_mb(n, model_name, b, h, 50, args.threads) for n in names}
             r["peak_mb"] = mem
-            line += "   " + "/".join(f"{mem[n]:.1f}" for n in names)
+            line += "   " + "/".join(f"{mem[n]:.1f}" if n in mem else "-" for n in ["numpy"] + shown)
         print(line, flush=True)
         results[f"{model_name} batch {b} hidden {h}"] = r
+    print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
