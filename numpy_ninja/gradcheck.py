@@ -27,6 +27,12 @@ def rel_error(a, b):
 
 
 STEP = 1e-6  # central-difference step, relative to each element's magnitude
+# a direction beyond the measured rounding is measured again at larger steps, and fails only if
+# each shows an error beyond its own rounding and of the same share of the change (within a factor
+# AGREE); and at a smaller one, whose rounding is larger, only if it does not show a clearly
+# different share
+LARGER, SMALLER = (4, 16, 64), 1 / 64
+AGREE = 3
 
 
 def state_of(layer):
@@ -70,11 +76,13 @@ def layer_fd_disagreements(layer, x, dout, rng, full=False, measure=None, set_as
     3 noise["f"] + noise["f per term"] sum |out * dout| (weighted as above) + sum(noise[name]
     |p(t)|) (a gradient error d adds exactly d.p(t) to e). A direction whose first-order change
     is within it cannot be judged at this input. One whose e(t) exceeds it is measured again
-    with steps 16 times larger and 64 times smaller: a wrong gradient is wrong by the same share
-    of the change at any step, while truncation, and a feature of the function narrower than the
-    step (a softmax of scores in the millions, tied), are not; it fails when all three agree
-    (within a factor 3, give or take each one's rounding), and otherwise the differences do not
-    converge at this input. A tensor that does not fail but has such a direction has its reason
+    with steps 4, 16 and 64 times larger and 64 times smaller (LARGER, SMALLER): a wrong
+    gradient is wrong by the same share of the change at any step, while truncation, and a feature
+    of the function about as wide as the steps (a softmax of scores in the millions, tied), are
+    not. It fails when every larger step shows an error beyond its own rounding bound and within a
+    factor AGREE of the same share, and the smaller step (64 times more rounding, relative) shows
+    the same share give or take its bound; otherwise the differences do not converge at this
+    input. A tensor that does not fail but has such a direction has its reason
     appended to the list ``set_aside``.
 
     Returns [{"tensor", "rel_err", "tolerance"}] for the tensors that fail, both relative to the
@@ -174,15 +182,17 @@ def _richardson(f, target, g, g_terms, u, t):
 
 
 def _confirmed(f, target, g, g_terms, u, t, bound_of, rel):
-    """Whether the relative error rel that e(t) shows is seen again with steps 16 times larger
-    and 64 times smaller: each within a factor 3 of it, give or take its own rounding bound."""
-    lo, hi = sorted((rel / 3, rel * 3))
-    for h in (16 * t, t / 64):
-        r = _richardson(f, target, g, g_terms, u, h)
+    """Whether the relative error rel that e(t) shows is seen again: at each step LARGER times t,
+    beyond that step's rounding bound and within a factor AGREE of rel; at SMALLER times t,
+    within a factor AGREE of rel give or take its (larger) rounding bound."""
+    lo, hi = sorted((rel / AGREE, rel * AGREE))
+    for m in LARGER + (SMALLER,):
+        r = _richardson(f, target, g, g_terms, u, m * t)
         size = max(r.size, r.fd)
         if not size:
             return False
-        slack = bound_of(r) / size
-        if not lo - slack <= r.e / size <= hi + slack:
+        bound = bound_of(r)
+        slack = bound / size if m < 1 else 0.0
+        if not lo - slack <= r.e / size <= hi + slack or (m > 1 and abs(r.e) <= bound):
             return False
     return True
