@@ -4,6 +4,7 @@
 torch runs on one thread: the oracle's tensors are tiny, and on a busy machine two torch threads
 wait on each other (the README's "Threads")."""
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -11,6 +12,13 @@ import torch
 from hypothesis import HealthCheck, settings
 
 torch.set_num_threads(1)
+
+# The tests that interrupt a run send it SIGINT, as Ctrl-C does. A suite started as a background
+# job of a non-interactive shell inherits SIGINT ignored, and so would every run it starts (runs
+# keep an ignored signal ignored, as a background job should): give this process and its children
+# Ctrl-C back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile(
     "ci", max_examples=100, derandomize=True, database=None, deadline=None,
