@@ -25,10 +25,15 @@ def write_pictures(out, report, pictures):
     ax.legend()
     save_png(fig, out / "divergence.png")
     p = pictures["float32"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    rows = p["ours"].shape[0]  # 32 for the lecture's batch; every position of a batch of words
+    fig, axes = plt.subplots(1, 3, figsize=(12, min(12, max(4, rows / 24))))
     for ax, (title, img) in zip(axes, [("numpy dlogits", p["ours"]), ("torch dlogits", p["ref"]),
                                        ("difference", p["ours"] - p["ref"])]):
-        ax.imshow(img, cmap="gray")
+        # each panel fills its column whatever the shape; the colour bar gives its own scale, so
+        # that a difference of rounding size is not read as one of dlogits' size
+        fig.colorbar(ax.imshow(img, cmap="gray", aspect="auto"), ax=ax, shrink=0.8)
         ax.set_title(f"{title} (float32)")
+        ax.set(xlabel="vocabulary", ylabel="row" if rows <= 32 else "position (word by word)")
+    fig.tight_layout()
     save_png(fig, out / "dlogits.png")
     return []
